@@ -1,0 +1,43 @@
+"""Command line: one sub-command per job, each a thin shell over an importable function.
+
+User errors (LmClassifyError) become one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from ..errors import LmClassifyError
+
+COMMANDS = ("train", "predict", "zero_shot")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import predict, train, zero_shot  # noqa: F401
+
+    parser = argparse.ArgumentParser(prog="lmclassify", description="Turn pretrained language models into text classifiers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for mod in (train, predict, zero_shot):
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LmClassifyError as e:
+        print(f"lmclassify: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lmclassify: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `lmclassify predict ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""One typed configuration per run, saved beside the weights so any run can be redone.
+
+Three sections mirror the pipeline: what model, what data, how to train. Unknown
+keys are errors (a typo must not silently fall back to a default).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from .errors import LmClassifyError
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2-135m"  # built-in name, local HF dir, .gguf file or hub id
+    train_layers: Union[int, str] = 1  # N last blocks (+ final norm + head), "all" or "head"
+    pooling: str = "auto"  # auto = last for decoders, cls for encoders
+    head_bias: bool = False  # False keeps the directory loadable by plain transformers
+    max_length: Optional[int] = 256
+
+
+@dataclass
+class DataConfig:
+    recipe: Optional[str] = None
+    data: Optional[str] = None  # one file, split by `split`
+    train: Optional[str] = None
+    validation: Optional[str] = None
+    test: Optional[str] = None
+    text_column: str = "text"
+    label_column: str = "label"
+    split: tuple = (0.7, 0.1, 0.2)
+    balance: Optional[str] = None  # None or "undersample"
+    positive_label: Optional[str] = None
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 5
+    batch_size: int = 8
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.1
+    schedule: str = "constant"  # constant | linear | cosine
+    warmup_ratio: float = 0.0
+    grad_accum: int = 1
+    max_grad_norm: Optional[float] = 1.0
+    seed: int = 123
+    eval_every: Optional[int] = None  # steps; None = once per epoch
+    patience: Optional[int] = None  # early stopping, in evaluations
+    monitor: str = "val_loss"  # or val_accuracy / val_f1_macro
+    keep_best: bool = True  # restore the weights of the best evaluation at the end
+    feature_cache: bool = True
+    eval_batch_size: int = 64
+    device: str = "auto"
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        sections = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+        unknown = set(d) - set(sections)
+        if unknown:
+            raise LmClassifyError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+        return cls(**{k: _build(t, d.get(k, {}), k) for k, t in sections.items()})
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "RunConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _build(section_type: type, values: dict, section: str) -> Any:
+    names = {f.name for f in dataclasses.fields(section_type)}
+    unknown = set(values) - names
+    if unknown:
+        raise LmClassifyError(
+            f"unknown {section} option(s): {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(sorted(names))})"
+        )
+    values = dict(values)
+    if "split" in values and isinstance(values["split"], list):
+        values["split"] = tuple(values["split"])
+    return section_type(**values)
+
+
+def parse_train_layers(value: Union[str, int]) -> Union[int, str]:
+    """`--train-layers` accepts N >= 0, 'all' or 'head' (= 0 blocks)."""
+    if isinstance(value, int):
+        n = value
+    elif value in ("all", "head"):
+        return value
+    else:
+        try:
+            n = int(value)
+        except ValueError:
+            raise LmClassifyError(f"--train-layers must be a number, 'all' or 'head', not {value!r}")
+    if n < 0:
+        raise LmClassifyError(f"--train-layers must be >= 0, not {n}")
+    return n

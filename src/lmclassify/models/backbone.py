@@ -1,0 +1,130 @@
+"""Facts about a transformers model that the rest of lmclassify needs, found by probing
+the model rather than by per-family code: where the block list lives, the final norm,
+whether it reads left-to-right (decoder) or both ways (encoder).
+
+Running "blocks i..j" is done by temporarily swapping the block list for a slice and
+letting the model's own forward do embeddings, masks and positions (rotary, absolute,
+token types), so no family's model code is copied here.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Optional
+
+import torch
+from torch import nn
+
+# Families whose attention sees the whole text; everything else is treated as causal.
+ENCODER_TYPES = {
+    "bert", "roberta", "xlm-roberta", "mpnet", "deberta", "deberta-v2", "distilbert",
+    "electra", "albert", "camembert", "modernbert", "xlm", "ernie", "nomic_bert",
+}
+_FINAL_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "norm_f")
+
+
+class _Stop(Exception):
+    """Raised from a hook to end a forward pass once the wanted layer has run."""
+
+
+def is_encoder(config) -> bool:
+    return getattr(config, "model_type", "") in ENCODER_TYPES
+
+
+def find_layers(base: nn.Module, n_layers: int) -> tuple[nn.Module, str, nn.ModuleList]:
+    """The (parent, attribute, ModuleList) holding the transformer blocks: the shallowest
+    ModuleList whose length is the config's layer count (``h``, ``layers``, ``encoder.layer``)."""
+    best = None
+    for name, mod in base.named_modules():
+        if isinstance(mod, nn.ModuleList) and len(mod) == n_layers:
+            if best is None or name.count(".") < best[0].count("."):
+                best = (name, mod)
+    if best is None:
+        raise RuntimeError(f"cannot find the {n_layers} transformer blocks in {type(base).__name__}")
+    name, mod = best
+    parent_name, _, attr = name.rpartition(".")
+    parent = base.get_submodule(parent_name) if parent_name else base
+    return parent, attr, mod
+
+
+def find_final_norm(base: nn.Module) -> Optional[nn.Module]:
+    for n in _FINAL_NORM_NAMES:
+        m = getattr(base, n, None)
+        if isinstance(m, nn.Module):
+            return m
+    return None
+
+
+def num_layers(config) -> int:
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+        if getattr(cfg, key, None):
+            return int(getattr(cfg, key))
+    raise RuntimeError(f"config {type(config).__name__} does not say how many layers it has")
+
+
+class Backbone:
+    """The base transformer of a HF model, with 'run to block k' and 'run from block k'."""
+
+    def __init__(self, base: nn.Module):
+        self.base = base
+        self.config = base.config
+        self.n_layers = num_layers(base.config)
+        self.parent, self.attr, self.layers = find_layers(base, self.n_layers)
+        self.final_norm = find_final_norm(base)
+        self.encoder = is_encoder(base.config)
+
+    def _kwargs(self, attention_mask: torch.Tensor) -> dict:
+        kw = {"attention_mask": attention_mask}
+        if not self.encoder:
+            # Positions from the mask make left- and right-padded batches give the
+            # same result as unpadded text. (Encoders keep their own, e.g. RoBERTa's offset.)
+            kw["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            kw["use_cache"] = False
+        return kw
+
+    def run(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """All blocks: (B, T) ids -> (B, T, H) final hidden states."""
+        return self.base(input_ids=input_ids, **self._kwargs(attention_mask)).last_hidden_state
+
+    def run_to(self, k: int, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Hidden states entering block k (after blocks 0..k-1): (B, T, H)."""
+        if k == 0:
+            raise ValueError("run_to(0) is the embedding output; use a split point >= 1")
+        captured = {}
+
+        def grab(_mod, _args, out):
+            captured["h"] = out[0] if isinstance(out, tuple) else out
+            raise _Stop
+
+        handle = self.layers[k - 1].register_forward_hook(grab)
+        try:
+            self.base(input_ids=input_ids, **self._kwargs(attention_mask))
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+        return captured["h"]
+
+    def run_from(self, k: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Blocks k..end and the final norm on hidden states entering block k: (B, T, H)."""
+        if k >= self.n_layers:
+            return self.final_norm(hidden) if self.final_norm is not None else hidden
+        with self._only_blocks_from(k, hidden):
+            # inputs_embeds only sets shapes and dtype; the pre-hook hands block k the real input.
+            out = self.base(inputs_embeds=hidden, **self._kwargs(attention_mask))
+        return out.last_hidden_state
+
+    @contextlib.contextmanager
+    def _only_blocks_from(self, k: int, hidden: torch.Tensor) -> Iterator[None]:
+        def inject(_mod, args, kwargs):
+            if args:
+                return (hidden,) + tuple(args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": hidden}
+
+        handle = self.layers[k].register_forward_pre_hook(inject, with_kwargs=True)
+        setattr(self.parent, self.attr, nn.ModuleList(list(self.layers)[k:]))
+        try:
+            yield
+        finally:
+            setattr(self.parent, self.attr, self.layers)
+            handle.remove()

@@ -1,0 +1,103 @@
+"""The classifier network: a transformers ``*ForSequenceClassification`` model whose
+forward we drive ourselves, so that it can start from cached hidden states at the
+freeze boundary and read the last real token from the attention mask.
+
+Keeping the HF model object (rather than our own copy of its parts) means saving is
+``save_pretrained`` and the output directory loads in plain transformers.
+"""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+from .backbone import Backbone
+from .pooling import Pooler
+
+
+def split_point(train_layers: Union[int, str], n_layers: int) -> int:
+    """Number of frozen blocks at the bottom: everything below it can be cached."""
+    if train_layers == "all":
+        return 0
+    if train_layers == "head":
+        return n_layers
+    return max(n_layers - int(train_layers), 0)
+
+
+class SequenceClassifier(nn.Module):
+    """Backbone -> pooler -> linear head, trainable from block ``split`` upward.
+
+    >>> clf = SequenceClassifier(hf_model, pooling="last", train_layers=1)  # doctest: +SKIP
+    >>> logits = clf(input_ids=ids, attention_mask=mask)                  # (B, num_labels)
+    """
+
+    def __init__(self, hf_model: nn.Module, pooling: str = "last", train_layers: Union[int, str] = 1):
+        super().__init__()
+        self.hf = hf_model
+        self.backbone = Backbone(hf_model.base_model)
+        hidden = hf_model.config.get_text_config().hidden_size
+        self.pooler = Pooler(pooling, hidden)
+        self.head = self._find_head(hf_model)
+        self.train_layers = train_layers
+        self.split = split_point(train_layers, self.backbone.n_layers)
+        self._freeze()
+
+    @staticmethod
+    def _find_head(hf_model: nn.Module) -> nn.Linear:
+        for name in ("score", "classifier"):
+            m = getattr(hf_model, name, None)
+            if isinstance(m, nn.Linear):
+                return m
+        raise RuntimeError(f"{type(hf_model).__name__} has no linear 'score' or 'classifier' head")
+
+    def _freeze(self) -> None:
+        bb = self.backbone
+        for p in self.parameters():
+            p.requires_grad_(self.train_layers == "all")
+        if self.train_layers == "all":
+            return
+        trainable = [self.head, self.pooler]
+        if self.train_layers != "head":
+            trainable += list(bb.layers)[self.split:]
+            if bb.final_norm is not None:
+                trainable.append(bb.final_norm)
+        for m in trainable:
+            for p in m.parameters():
+                p.requires_grad_(True)
+
+    def train(self, mode: bool = True) -> "SequenceClassifier":
+        """Frozen blocks stay in eval mode (no dropout): a frozen prefix is a fixed
+        function, which is what makes its outputs cacheable."""
+        super().train(mode)
+        if mode and self.train_layers != "all":
+            self.backbone.base.eval()
+            for m in list(self.backbone.layers)[self.split:]:
+                m.train()
+        return self
+
+    def parameter_counts(self) -> tuple[int, int]:
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return trainable, sum(p.numel() for p in self.parameters())
+
+    @property
+    def cacheable(self) -> bool:
+        return self.split > 0
+
+    @torch.no_grad()  # not inference_mode: cached states feed autograd later
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Hidden states at the freeze boundary, (B, T, H); inputs to the trainable part."""
+        return self.backbone.run_to(self.split, input_ids, attention_mask)
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        hidden: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Logits (B, num_labels) from token ids, or from cached boundary states ``hidden``."""
+        if hidden is not None:
+            h = self.backbone.run_from(self.split, hidden, attention_mask)
+        else:
+            h = self.backbone.run(input_ids, attention_mask)
+        return self.head(self.pooler(h, attention_mask))  # (B, H) -> (B, C)
