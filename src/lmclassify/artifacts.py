@@ -48,7 +48,8 @@ def save_model_dir(directory: Path, clf, **extra_meta) -> Path:
     if clf.model_config.max_length:
         tok.model_max_length = clf.model_config.max_length  # pipeline(truncation=True) then matches
     tok.save_pretrained(directory)
-    own = {k: v.contiguous() for k, v in module.state_dict().items() if not k.startswith("hf.")}
+    # Only what the HF model does not already hold (``head`` is the HF model's own score layer).
+    own = {k: v.contiguous() for k, v in module.state_dict().items() if k.startswith("pooler.")}
     if own:
         save_file(own, str(directory / EXTRA))
     meta = {

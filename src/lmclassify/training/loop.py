@@ -126,7 +126,7 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
             n = len(idx)
             seen += n
             res.train_tokens += int(batch["attention_mask"].sum())
-            run_loss += float(loss) * n
+            run_loss += loss.item() * n
             run_correct += task.correct(logits.detach(), batch["labels"])
             run_n += n
             bar.set_postfix(loss=f"{run_loss / run_n:.3f}", acc=f"{run_correct / run_n:.3f}")

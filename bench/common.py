@@ -1,0 +1,56 @@
+"""Helpers shared by the benchmarks: the recipe split, peak memory, result files."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+os.environ.setdefault("LMCLASSIFY_DATA", str(REPO.parent / "shared" / "data"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def spam_split(seed: int = 123):
+    """The recipe's split: balanced 747/747, 70/10/20 -> 1045/149/300."""
+    from lmclassify.config import DataConfig, RunConfig
+    from lmclassify.training.run import apply_recipe, load_splits
+
+    cfg = apply_recipe(RunConfig(data=DataConfig(recipe="sms-spam")))
+    return load_splits(cfg.data, seed)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(script: Path, args: list[str], timeout: float) -> dict:
+    """Run one contender in its own process (its own peak RSS); it prints one JSON line last."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script.name} {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    return out
+
+
+def write_results(name: str, data: dict, table: str, output: Path | None = None) -> Path:
+    path = Path(output) if output else RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    path.with_suffix(".md").write_text(table + "\n")
+    return path
+
+
+def md_table(headers: list[str], rows: list[list]) -> str:
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
