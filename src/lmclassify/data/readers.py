@@ -1,111 +1,183 @@
 """Readers for labelled and unlabelled text: CSV, TSV, JSONL, TXT.
 
-Every problem with the file is one LmClassifyError naming the file and the line.
+Every problem with a file is one LmClassifyError naming the file (and the line where
+there is one), so a user can fix the data without reading a traceback.
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 import sys
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO, Union
 
 from ..errors import LmClassifyError
-from .examples import Examples
+from .examples import Examples, Label
 
+PathLike = Union[str, Path]
 SUPPORTED = (".csv", ".tsv", ".tab", ".jsonl", ".json", ".txt")
+_TABLE = (".csv", ".tsv", ".tab")
+_JSON = (".jsonl", ".json")
+_INT = re.compile(r"[+-]?[0-9]+")  # ASCII only: "²".isdigit() is True but int("²") fails
+_BOM = b"\xef\xbb\xbf"
+
+# Long documents are legitimate text; the csv module's default cap (128 KiB per field) is not.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
+def _check_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        what = f"extension {suffix!r}" if suffix else "no extension"
+        raise LmClassifyError(f"{path}: unsupported file type ({what}); use one of {', '.join(SUPPORTED)}")
+    return suffix
+
+
 def _read_text(path: Path) -> str:
+    """The whole file as text: UTF-8, a leading BOM accepted and dropped."""
     if not path.exists():
-        raise LmClassifyError(f"{path}: no such file")
+        raise LmClassifyError(f"{path}: no such file; check the path")
     if path.is_dir():
-        raise LmClassifyError(f"{path} is a directory, not a data file")
+        raise LmClassifyError(f"{path} is a directory; pass a data file inside it")
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise LmClassifyError(f"{path} is not UTF-8 text (undecodable byte at offset {e.start}); "
+        # utf-8-sig counts from after the BOM; report the offset in the file itself.
+        offset = e.start + (len(_BOM) if raw.startswith(_BOM) else 0)
+        line = raw.count(b"\n", 0, offset) + 1
+        raise LmClassifyError(f"{path} is not UTF-8 (undecodable byte at offset {offset}, line {line}); "
                               f"re-encode it as UTF-8") from None
 
 
-def _label(value, path: Path, line: int):
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise LmClassifyError(f"{path}, line {line}: missing label")
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        return str(value)
-    if isinstance(value, str):
-        v = value.strip()
-        return int(v) if v.lstrip("-").isdigit() else v
-    return value
+def _lines(text: str) -> list[str]:
+    """Split on newlines only: str.splitlines() would also cut at U+2028, form feeds etc.
+    that can sit inside a text."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start a new one
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
-def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
-    """(column names, [(line number, row dict)]) for a table file."""
-    suffix = path.suffix.lower()
-    text = _read_text(path)
-    if suffix in (".jsonl", ".json"):
-        rows, cols = [], []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise LmClassifyError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise LmClassifyError(f"{path}, line {n}: expected a JSON object per line")
-            cols += [k for k in obj if k not in cols]
-            rows.append((n, obj))
-        return cols, rows
-    if suffix in (".csv", ".tsv", ".tab"):
-        kw = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if suffix != ".csv" else {}
-        reader = csv.DictReader(text.splitlines(), **kw)
-        cols = list(reader.fieldnames or [])
-        return cols, [(n + 2, r) for n, r in enumerate(reader)]
-    raise LmClassifyError(f"{path}: unsupported file type {suffix!r} (supported: {', '.join(SUPPORTED)})")
+def _json_rows(path: Path, text: str) -> tuple[list[str], list[tuple[int, dict]]]:
+    cols: list[str] = []
+    rows: list[tuple[int, dict]] = []
+    for n, line in enumerate(_lines(text), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            hint = ("; the file must hold one JSON object per line (JSON Lines), not a JSON array"
+                    if not rows and line.lstrip().startswith("[") else "")
+            raise LmClassifyError(f"{path}, line {n}: not valid JSON ({e.msg}){hint}") from None
+        if not isinstance(obj, dict):
+            raise LmClassifyError(f"{path}, line {n}: expected one JSON object per line, "
+                                  f"got {type(obj).__name__}")
+        cols += [k for k in obj if k not in cols]
+        rows.append((n, obj))
+    return cols, rows
+
+
+def _table_rows(path: Path, text: str, suffix: str) -> tuple[list[str], list[tuple[int, dict]]]:
+    # TSV is read with quoting off: a '"' in a text is a character, not a field delimiter.
+    kw = {} if suffix == ".csv" else {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
+    reader = csv.reader(io.StringIO(text, newline=""), **kw)
+    try:
+        header = next(reader, [])
+        rows: list[tuple[int, dict]] = []
+        while True:
+            start = reader.line_num + 1  # a quoted CSV field may span lines; report the first
+            values = next(reader, None)
+            if values is None:
+                break
+            if values:  # the csv module returns [] for a blank line
+                rows.append((start, dict(zip(header, values))))
+    except csv.Error as e:
+        raise LmClassifyError(f"{path}, line {reader.line_num}: malformed {suffix[1:].upper()} ({e})") from None
+    return header, rows
 
 
 def _need(cols: list[str], col: str, path: Path) -> None:
     if col not in cols:
-        raise LmClassifyError(f"{path}: no column {col!r} (columns: {', '.join(map(str, cols)) or 'none'})")
+        raise LmClassifyError(f"{path}: no column {col!r} (columns: {', '.join(map(repr, cols)) or 'none'}); "
+                              f"pick one with the column option")
 
 
-def read_examples(path, text_column: str = "text", label_column: str = "label",
+def _json_label(value: object, path: Path, line: int) -> Label:
+    if isinstance(value, bool):  # bool is an int subclass; keep it readable
+        return str(value).lower()
+    if isinstance(value, (int, str)):
+        return value
+    raise LmClassifyError(f"{path}, line {line}: label must be a string or an integer, "
+                          f"got {json.dumps(value)}")
+
+
+def _is_int_string(v: str) -> bool:
+    # Only when the text round-trips: "01" stays a string, so the label prints as written.
+    return bool(_INT.fullmatch(v)) and str(int(v)) == v.lstrip("+")
+
+
+def read_examples(path: PathLike, text_column: str = "text", label_column: str = "label",
                   require_labels: bool = True) -> Examples:
-    """Labelled rows from CSV (header), TSV (header, no quoting), JSONL, or TXT (texts only)."""
+    """Rows from CSV (header), TSV (header, no quoting), JSONL, or TXT (texts only).
+
+    Labels keep their source type: JSON ints stay int; in CSV/TSV a label column whose
+    values are all integers ("0", "1") becomes int, otherwise every label stays a string.
+    """
     path = Path(path)
-    if path.suffix.lower() == ".txt":
+    suffix = _check_suffix(path)
+    text = _read_text(path)
+    if suffix == ".txt":
         if require_labels:
-            raise LmClassifyError(f"{path}: a .txt file has no labels; use CSV, TSV or JSONL with a "
-                                  f"{label_column!r} column")
-        return Examples(read_texts(path), None, str(path))
-    cols, rows = _rows(path)
+            raise LmClassifyError(f"{path}: a .txt file has no labels; use CSV, TSV or JSONL "
+                                  f"with a {label_column!r} column")
+        texts = [ln for ln in _lines(text) if ln.strip()]
+        if not texts:
+            raise LmClassifyError(f"{path} is empty (no texts)")
+        return Examples(texts, None, str(path))
+
+    cols, rows = _json_rows(path, text) if suffix in _JSON else _table_rows(path, text, suffix)
     if not rows:
         raise LmClassifyError(f"{path} has no data rows")
     _need(cols, text_column, path)
     if require_labels:
         _need(cols, label_column, path)
-    texts, labels = [], []
-    for n, r in rows:
-        t = r.get(text_column)
-        texts.append("" if t is None else str(t))
-        if require_labels:
-            labels.append(_label(r.get(label_column), path, n))
+
+    texts: list[str] = []
+    labels: list[Label] = []
+    for n, row in rows:
+        t = row.get(text_column)
+        if t is None:
+            raise LmClassifyError(f"{path}, line {n}: no value in column {text_column!r}")
+        texts.append(t if isinstance(t, str) else json.dumps(t))
+        if not require_labels:
+            continue
+        y = row.get(label_column)
+        if y is None or (isinstance(y, str) and not y.strip()):
+            raise LmClassifyError(f"{path}, line {n}: empty or missing label in column {label_column!r}")
+        labels.append(_json_label(y, path, n) if suffix in _JSON else y.strip())
+
+    if require_labels and suffix in _TABLE and all(_is_int_string(y) for y in labels):
+        labels = [int(y) for y in labels]
     return Examples(texts, labels if require_labels else None, str(path))
 
 
-def read_texts(path, text_column: str = "text") -> list[str]:
-    """Texts to classify: a column of a table, or one text per line of a .txt file."""
-    path = Path(path)
-    if path.suffix.lower() == ".txt":
-        return [line for line in _read_text(path).splitlines() if line.strip()]
+def read_texts(path: PathLike, text_column: str = "text") -> list[str]:
+    """Texts to classify: a column of a CSV/TSV/JSONL file, or one text per line of a .txt
+    file (blank lines skipped). Labels, if present, are ignored."""
     return read_examples(path, text_column, require_labels=False).texts
 
 
-def read_texts_from_stream(stream: IO[str]) -> list[str]:
+def read_texts_from_stream(stream: IO[str], name: str = "standard input") -> list[str]:
+    """One text per line from a text stream (stdin), skipping empty lines."""
     try:
         return [line.rstrip("\r\n") for line in stream if line.strip()]
     except UnicodeDecodeError as e:
-        raise LmClassifyError(f"standard input is not UTF-8 text (byte offset {e.start})") from None
+        raise LmClassifyError(f"{name} is not UTF-8 (undecodable byte at offset {e.start}); "
+                              f"re-encode it as UTF-8") from None
+
+
+__all__ = ["SUPPORTED", "read_examples", "read_texts", "read_texts_from_stream"]

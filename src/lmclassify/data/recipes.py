@@ -1,8 +1,10 @@
-"""Built-in data recipes: where a standard set lives, how to parse and split it, and the
-hyper-parameters it was published with."""
+"""Built-in data recipes: where a standard data set lives, how to parse, balance and split
+it, and the hyper-parameters it was published with, so `--recipe NAME` reproduces a result."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import io
 import os
 import urllib.request
@@ -19,28 +21,32 @@ from .examples import Examples
 SMS_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
 SMS_ZIP_SHA256 = "e0c5bd54da721b0058bfecedfd96dc0be0a323366ca99d4d694817493f47be90"
 SMS_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
+SMS_MEMBER = "SMSSpamCollection"
+_SMS_HINT = f"set LMCLASSIFY_DATA to a folder holding sms_spam/{SMS_MEMBER}"
 
 
 @dataclass(frozen=True)
 class Recipe:
     name: str
     description: str
-    load: Callable[[], Examples]
-    split: tuple = (0.7, 0.1, 0.2)
-    balance: Optional[str] = None
-    defaults: dict = field(default_factory=dict)
-    positive_label: Optional[str] = None
+    load: Callable[[], Examples]  # the full labelled set, before balancing and splitting
+    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    balance: Optional[str] = None  # "undersample" or None
+    defaults: dict = field(default_factory=dict)  # training hyper-parameters
+    positive_label: Optional[str] = None  # for precision / recall / F1 of a binary task
 
 
-def parse_sms(text: str, source: str = "SMSSpamCollection") -> Examples:
-    """`label<TAB>text` per line, split on the first tab, no quoting (quotes are text)."""
+def parse_sms(text: str, source: str = SMS_MEMBER) -> Examples:
+    """`label<TAB>text` per line, split on the first tab, quoting off: quotes are part of the
+    message (a csv reader with default quoting merges lines and finds 5,572 rows, not 5,574)."""
     texts, labels = [], []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): it also cuts at U+2028 etc.
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         label, sep, body = line.partition("\t")
-        if not sep:
-            raise LmClassifyError(f"{source}, line {n}: expected 'label<TAB>text'")
+        if not sep or not label:
+            raise LmClassifyError(f"{source}, line {n}: expected 'label<TAB>text'; {_SMS_HINT}")
         texts.append(body)
         labels.append(label)
     return Examples(texts, labels, source)
@@ -50,53 +56,86 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _write_atomic(target: Path, data: bytes) -> None:
+    """Never leave a half-written file where a later run would trust it."""
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise LmClassifyError(f"cannot write {target} ({e}); set LMCLASSIFY_CACHE to a writable folder") from None
+
+
 def _download_sms(target: Path) -> bytes:
+    """Fetch the UCI archive, check both checksums, and keep the extracted file at ``target``."""
     try:
         with urllib.request.urlopen(SMS_URL, timeout=20) as r:
             blob = r.read()
-    except Exception as e:
-        raise LmClassifyError(f"SMS spam data not found locally and the download failed ({e}); set "
-                              f"LMCLASSIFY_DATA to a folder holding sms_spam/SMSSpamCollection") from None
+    except (OSError, http.client.HTTPException, ValueError) as e:  # URLError and timeouts are OSError
+        raise LmClassifyError(f"SMS spam data not found locally and downloading {SMS_URL} failed "
+                              f"({e}); {_SMS_HINT}") from None
     if _sha256(blob) != SMS_ZIP_SHA256:
-        raise LmClassifyError("downloaded SMS spam archive has the wrong sha256; set LMCLASSIFY_DATA "
-                              "to a folder holding sms_spam/SMSSpamCollection")
-    data = zipfile.ZipFile(io.BytesIO(blob)).read("SMSSpamCollection")
+        raise LmClassifyError(f"the archive downloaded from {SMS_URL} has an unexpected sha256; {_SMS_HINT}")
+    try:
+        data = zipfile.ZipFile(io.BytesIO(blob)).read(SMS_MEMBER)
+    except (zipfile.BadZipFile, KeyError) as e:
+        raise LmClassifyError(f"cannot extract {SMS_MEMBER} from {SMS_URL} ({e}); {_SMS_HINT}") from None
     if _sha256(data) != SMS_SHA256:
-        raise LmClassifyError("SMSSpamCollection inside the archive has the wrong sha256")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+        raise LmClassifyError(f"{SMS_MEMBER} in {SMS_URL} has an unexpected sha256; {_SMS_HINT}")
+    _write_atomic(target, data)
     return data
 
 
-def load_sms_spam() -> Examples:
-    """The UCI SMS Spam Collection: 5,574 messages, 4,827 ham / 747 spam."""
+def sms_spam_path() -> Optional[Path]:
+    """The local SMSSpamCollection under LMCLASSIFY_DATA (or ../shared/data), if present."""
     root = data_root()
-    local = root / "sms_spam" / "SMSSpamCollection" if root else None
-    cached = cache_root() / "data" / "sms_spam" / "SMSSpamCollection"
-    if local is not None and local.is_file():
-        data = local.read_bytes()
+    p = root / "sms_spam" / SMS_MEMBER if root else None
+    return p if p is not None and p.is_file() else None
+
+
+def load_sms_spam() -> Examples:
+    """The UCI SMS Spam Collection: 5,574 messages, 4,827 ham / 747 spam.
+
+    Looked up locally first, then in the cache, and downloaded (checksummed) as a last resort."""
+    local = sms_spam_path()
+    cached = cache_root() / "data" / "sms_spam" / SMS_MEMBER
+    if local is not None:
+        data, src = local.read_bytes(), local
         if _sha256(data) != SMS_SHA256:
-            warnings.warn(f"{local} differs from the published SMSSpamCollection (sha256 mismatch)")
-        src = str(local)
+            # A user may have edited or re-saved it; use it, but say results may not match.
+            warnings.warn(f"{local} differs from the published {SMS_MEMBER} (sha256 mismatch); "
+                          f"results may not match the reference numbers", stacklevel=2)
     elif cached.is_file() and _sha256(cached.read_bytes()) == SMS_SHA256:
-        data, src = cached.read_bytes(), str(cached)
+        data, src = cached.read_bytes(), cached
     else:
-        data, src = _download_sms(cached), SMS_URL
-    return parse_sms(data.decode("utf-8"), src)
+        data, src = _download_sms(cached), cached
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise LmClassifyError(f"{src} is not UTF-8 (undecodable byte at offset {e.start}); {_SMS_HINT}") from None
+    return parse_sms(text, str(src))
 
 
-RECIPES = {
+RECIPES: dict[str, Recipe] = {
     "sms-spam": Recipe(
-        "sms-spam", "UCI SMS Spam Collection, balanced 747/747, split 70/10/20 (Raschka ch. 6)",
-        load_sms_spam, (0.7, 0.1, 0.2), "undersample",
-        {"train_layers": 1, "epochs": 5, "batch_size": 8, "learning_rate": 5e-5, "weight_decay": 0.1},
-        positive_label="spam"),
+        name="sms-spam",
+        description="UCI SMS Spam Collection, balanced to 747 ham / 747 spam, split 70/10/20 "
+                    "(1,045 / 149 / 300), as in Raschka's LLMs-from-scratch ch. 6",
+        load=load_sms_spam,
+        split=(0.7, 0.1, 0.2),
+        balance="undersample",
+        defaults={"train_layers": 1, "epochs": 5, "batch_size": 8, "learning_rate": 5e-5, "weight_decay": 0.1},
+        positive_label="spam",
+    ),
 }
 
 
 def get_recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise LmClassifyError(f"unknown recipe {name!r} (known: {', '.join(RECIPES)})")
-    return RECIPES[name]
+    """The named recipe, or an error listing the known ones."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise LmClassifyError(f"unknown recipe {name!r}; known recipes: {', '.join(sorted(RECIPES))}") from None

@@ -1,41 +1,90 @@
-"""report.md: what a reader needs to judge the run, and the config to redo it."""
+"""report.md: what a reader needs to judge the run, and the config to redo it.
+
+The report is rendered from the same ``metrics`` dict that is written to ``metrics.json``,
+so the two cannot disagree.
+"""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-_COLS = ("loss", "accuracy", "precision_macro", "recall_macro", "f1_macro")
+SPLITS = ("train", "validation", "test")
+SUMMARY_COLUMNS = ("loss", "accuracy", "precision_macro", "recall_macro", "f1_macro")
+_DASH = "—"
 
 
-def _f(v) -> str:
-    return f"{v:.4f}" if isinstance(v, (int, float)) else "—"
+def _f(v: Any) -> str:
+    """4 decimals, or a dash for a missing/non-numeric value (so a column never looks like 0)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+        return _DASH
+    return f"{v:.4f}"
+
+
+def _cell(v: Any) -> str:
+    # a "|" in a class name would split the table cell
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: list[Sequence[Any]]) -> list[str]:
+    return (["| " + " | ".join(map(_cell, header)) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(map(_cell, row)) + " |" for row in rows])
+
+
+def _run_facts(metrics: dict) -> list[str]:
+    """Top-level scalars other than the splits (train_seconds, steps, ...) as bullet points."""
+    facts = []
+    if isinstance(metrics.get("train_seconds"), (int, float)):
+        facts.append(f"- train_seconds: {metrics['train_seconds']:.1f}")
+    p = metrics.get("parameters")
+    if isinstance(p, dict) and {"trainable", "total"} <= p.keys():
+        facts.append(f"- parameters: {p['trainable']:,} trainable of {p['total']:,}")
+    for k, v in metrics.items():
+        if k not in SPLITS and k not in ("train_seconds", "parameters") and \
+                (v is None or isinstance(v, (bool, int, float, str))):
+            facts.append(f"- {k}: {_DASH if v is None else v}")
+    return facts
 
 
 def render_report(metrics: dict, config: dict, *, title: str, notes: Sequence[str] = (),
                   plots: Sequence[str] = ()) -> str:
-    lines = [f"# {title}", "", "| split | n | " + " | ".join(_COLS) + " |", "|---" * (len(_COLS) + 2) + "|"]
-    splits = [s for s in ("train", "validation", "test") if s in metrics]
-    for s in splits:
-        m = metrics[s]
-        lines.append(f"| {s} | {m.get('n', '—')} | " + " | ".join(_f(m.get(c)) for c in _COLS) + " |")
-    if "train_seconds" in metrics:
-        lines += ["", f"Training took {metrics['train_seconds']:.1f} s"
-                  + (f" ({metrics['steps']} optimiser steps)" if "steps" in metrics else "") + "."]
-    if "parameters" in metrics:
-        p = metrics["parameters"]
-        lines.append(f"Trainable parameters: {p['trainable']:,} of {p['total']:,}.")
+    """Markdown for ``report.md``.
+
+    ``metrics`` holds ``train``/``validation``/``test`` (each from ``classification_metrics``;
+    any may be absent) plus optional top-level run facts such as ``train_seconds``. Sections:
+    a summary table per split, run facts, per-class table and confusion matrix of the test
+    split (or the last split present), notes, plots (file names relative to the report) and
+    the config as JSON, so the run can be reproduced from the report alone.
+    """
+    lines = [f"# {title}", ""]
+    splits = [s for s in SPLITS if isinstance(metrics.get(s), dict)]
+    if splits:
+        rows = [[s, metrics[s].get("n", _DASH)] + [_f(metrics[s].get(c)) for c in SUMMARY_COLUMNS]
+                for s in splits]
+        lines += ["## Summary", ""] + _table(("split", "n") + SUMMARY_COLUMNS, rows)
+    else:
+        lines.append("No split was evaluated.")
+    facts = _run_facts(metrics)
+    if facts:
+        lines += ["", "## Run", ""] + facts
+
     if splits:
         last = splits[-1]
         m = metrics[last]
-        lines += ["", f"## Per class ({last})", "", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
-        for name, c in m.get("per_class", {}).items():
-            lines.append(f"| {name} | {_f(c['precision'])} | {_f(c['recall'])} | {_f(c['f1'])} | {c['support']} |")
-        if "confusion_matrix" in m:
-            names = m["labels"]
-            lines += ["", f"## Confusion matrix ({last}; rows true, columns predicted)", "",
-                      "| true \\ predicted | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-            lines += [f"| {n} | " + " | ".join(map(str, row)) + " |" for n, row in zip(names, m["confusion_matrix"])]
+        if "positive_label" in m:
+            lines += ["", f"Positive class `{m['positive_label']}` ({last}): precision {_f(m.get('precision'))}, "
+                          f"recall {_f(m.get('recall'))}, f1 {_f(m.get('f1'))}."]
+        if m.get("per_class"):
+            rows = [[name, _f(c.get("precision")), _f(c.get("recall")), _f(c.get("f1")), c.get("support", _DASH)]
+                    for name, c in m["per_class"].items()]
+            lines += ["", f"## Per class ({last})", ""] + _table(("class", "precision", "recall", "f1", "support"), rows)
+        if m.get("confusion_matrix"):
+            names = m.get("labels") or [str(i) for i in range(len(m["confusion_matrix"]))]
+            rows = [[n] + list(row) for n, row in zip(names, m["confusion_matrix"])]
+            lines += ["", f"## Confusion matrix ({last})", "", "Rows are true classes, columns predicted.", ""]
+            lines += _table(["true \\ predicted"] + list(names), rows)
+
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     if plots:
@@ -44,5 +93,9 @@ def render_report(metrics: dict, config: dict, *, title: str, notes: Sequence[st
     return "\n".join(lines)
 
 
-def write_report(path: Path, text: str) -> None:
-    Path(path).write_text(text, encoding="utf-8")
+def write_report(path: Path, text: str) -> Path:
+    """Write ``text`` as UTF-8 (the dash and class names need it); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,145 @@
+"""The real CLI end to end on a tiny random GPT-2 and a slice of the real SMS data:
+train -> predict -> plain transformers pipeline; and every bad input is one clean line."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lmclassify.cli import main
+
+
+def _sms_csv(sms_file: Path, out: Path, n: int = 160) -> Path:
+    import csv
+
+    rows = [line.rstrip("\n").split("\t", 1) for line in sms_file.read_text(encoding="utf-8").splitlines()]
+    spam = [r for r in rows if r[0] == "spam"][: n // 2]
+    ham = [r for r in rows if r[0] == "ham"][: n // 2]
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for label, text in spam + ham:
+            w.writerow([text, label])
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_gpt2_dir, sms_file):
+    d = tmp_path_factory.mktemp("cli")
+    data = _sms_csv(sms_file, d / "sms.csv")
+    out = d / "model"
+    rc = main(["train", "--data", str(data), "--model", str(tiny_gpt2_dir), "--output", str(out),
+               "--epochs", "2", "--batch-size", "8", "--learning-rate", "1e-3", "--seed", "7"])
+    assert rc == 0
+    return out, data
+
+
+def test_train_writes_a_complete_model_directory(trained):
+    out, _ = trained
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "metrics.json", "metrics.jsonl",
+                 "report.md", "training_config.json", "loss.png", "accuracy.png", "confusion_matrix.png",
+                 "lmclassify.json"):
+        assert (out / name).is_file(), name
+    m = json.loads((out / "metrics.json").read_text())
+    for split in ("train", "validation", "test"):
+        assert {"loss", "accuracy", "f1_macro"} <= set(m[split])
+    assert m["train_seconds"] > 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["id2label"] == {"0": "ham", "1": "spam"} and cfg["label2id"] == {"ham": 0, "spam": 1}
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1.0, 2.0] and all("val_loss" in r for r in log)
+    assert not list(out.parent.glob(".model.tmp-*"))
+
+
+def test_plain_transformers_pipeline_classifies_like_lmclassify(trained):
+    """No lmclassify import in the child: the directory stands on its own."""
+    out, data = trained
+    code = (
+        "import json,sys; from transformers import pipeline; "
+        f"p = pipeline('text-classification', model={str(out)!r}, device='cpu'); "
+        "texts = json.load(sys.stdin); "
+        "print(json.dumps([[r['label'], r['score']] for r in p(texts, truncation=True)]))"
+    )
+    from lmclassify import TextClassifier
+
+    texts = ["WINNER!! You have been selected to receive a £900 prize reward!", "Ok lar... Joking wif u oni",
+             "Free entry in 2 a wkly comp", "I'll call you later tonight", "x"]
+    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(texts), capture_output=True, text=True,
+                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    theirs = json.loads(proc.stdout.strip().splitlines()[-1])
+    clf = TextClassifier.load(out, device="cpu")
+    ours = clf.predict_proba(texts)
+    assert [lab for lab, _ in theirs] == clf.predict(texts)
+    for (lab, score), p in zip(theirs, ours):
+        assert abs(score - p.max()) < 1e-4
+
+
+def test_predict_from_text_file_and_stdin(trained, tmp_path, capsys, monkeypatch):
+    import io
+
+    out, data = trained
+    assert main(["predict", str(out), "--text", "Free prize! call now", "--text", "see you at lunch"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 2 and set(rows[0]["probabilities"]) == {"ham", "spam"}
+    assert abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-5
+    assert main(["predict", str(out), "--input", str(data), "--output", str(tmp_path / "p.csv")]) == 0
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0] == "text,label,score,p_ham,p_spam" and len(lines) > 100
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hello there\n\nwin cash now\n"))
+    assert main(["predict", str(out), "--input", "-"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    # an existing output file is not overwritten silently
+    assert main(["predict", str(out), "--text", "x", "--output", str(tmp_path / "p.csv")]) == 2
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lmclassify", *args], capture_output=True, text=True, timeout=300,
+                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "LMCLASSIFY_CACHE": "/tmp/lmc-test-cache"})
+
+
+def _bad(tmp_path: Path, name: str, content: bytes) -> Path:
+    p = tmp_path / name
+    p.write_bytes(content)
+    return p
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("missing_file", "no such file"),
+    ("missing_column", "no column 'label'"),
+    ("empty", "no data rows"),
+    ("single_class", "only one class"),
+    ("undecodable", "not UTF-8"),
+    ("unknown_model", "unknown model"),
+    ("hub_id_offline", "not reachable"),
+    ("existing_output", "exists; pass --overwrite"),
+])
+def test_bad_input_is_one_line_and_leaves_no_output(tmp_path, tiny_gpt2_dir, case, expect):
+    good = _bad(tmp_path, "good.csv", b"text,label\n" + b"".join(b"text %d,%s\n" % (i, b"ab"[i % 2:i % 2 + 1])
+                                                                for i in range(20)))
+    data = {
+        "missing_file": tmp_path / "nope.csv",
+        "missing_column": _bad(tmp_path, "c.csv", b"text,category\nhello,a\nbye,b\n"),
+        "empty": _bad(tmp_path, "e.csv", b"text,label\n"),
+        "single_class": _bad(tmp_path, "s.csv", b"text,label\nhello,a\nbye,a\nhi,a\nyo,a\n"),
+        "undecodable": _bad(tmp_path, "u.csv", b"text,label\nh\xffllo,a\nbye,b\n"),
+    }.get(case, good)
+    model = {"unknown_model": "no-such-model", "hub_id_offline": "someorg/some-model"}.get(case, str(tiny_gpt2_dir))
+    out = tmp_path / "out"
+    if case == "existing_output":
+        out.mkdir()
+        (out / "keep.txt").write_text("mine")
+    proc = _run_cli("train", "--data", str(data), "--model", model, "--output", str(out), "--epochs", "1")
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lmclassify: error:") and expect in err[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    if case == "existing_output":
+        assert (out / "keep.txt").read_text() == "mine"
+    else:
+        assert not out.exists()
+    assert not list(tmp_path.glob(".out.tmp-*"))

@@ -1,0 +1,219 @@
+"""Readers: formats, label types, and one clear error per kind of bad file."""
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from lmclassify.data.readers import SUPPORTED, read_examples, read_texts, read_texts_from_stream
+from lmclassify.errors import LmClassifyError
+
+DATA = Path(os.environ.get("LMCLASSIFY_DATA") or Path(__file__).parents[1] / ".." / "shared" / "data")
+
+
+def write(p: Path, text: str, encoding: str = "utf-8") -> Path:
+    p.write_bytes(text.encode(encoding))
+    return p
+
+
+def one_line_error(excinfo) -> str:
+    msg = str(excinfo.value)
+    assert "\n" not in msg
+    return msg
+
+
+# --- formats ---------------------------------------------------------------------------
+
+def test_csv_int_labels_become_int_and_texts_are_kept_as_is(tmp_path):
+    p = write(tmp_path / "d.csv", 'text,label\n"  hello, world ",1\nbye,0\n"line one\nline two",1\n')
+    ex = read_examples(p)
+    assert ex.texts == ["  hello, world ", "bye", "line one\nline two"]
+    assert ex.labels == [1, 0, 1] and all(type(y) is int for y in ex.labels)
+    assert ex.source == str(p)
+
+
+def test_csv_string_labels_stay_strings_for_the_whole_column(tmp_path):
+    p = write(tmp_path / "d.csv", "text,label\na,1\nb,spam\n")
+    assert read_examples(p).labels == ["1", "spam"]  # not [1, "spam"]
+    p = write(tmp_path / "e.csv", "text,label\na,01\nb,02\n")
+    assert read_examples(p).labels == ["01", "02"]  # would not print back as written
+
+
+def test_csv_text_with_unicode_line_separators_stays_one_row(tmp_path):
+    text = "para one\u2028para two\x0cpage"
+    p = write(tmp_path / "d.csv", f"text,label\n{text},a\nother,b\n")
+    assert read_examples(p).texts == [text, "other"]
+
+
+def test_custom_columns_and_bom(tmp_path):
+    p = write(tmp_path / "d.csv", "\ufeffsentence,y\nhi,pos\n")
+    ex = read_examples(p, text_column="sentence", label_column="y")
+    assert ex.texts == ["hi"] and ex.labels == ["pos"]
+
+
+@pytest.mark.parametrize("ext", [".tsv", ".tab"])
+def test_tsv_reads_quotes_literally(tmp_path, ext):
+    p = write(tmp_path / f"d{ext}", 'text\tlabel\nhe said "hi\t1\n"quoted"\t0\n')
+    ex = read_examples(p)
+    assert ex.texts == ['he said "hi', '"quoted"'] and ex.labels == [1, 0]
+
+
+def test_jsonl_keeps_json_label_types_and_skips_blank_lines(tmp_path):
+    rows = [{"text": "a", "label": 1}, {"text": "b", "label": 0}]
+    p = write(tmp_path / "d.jsonl", "\n".join(json.dumps(r) for r in rows[:1]) + "\n\n  \n" + json.dumps(rows[1]))
+    ex = read_examples(p)
+    assert ex.texts == ["a", "b"] and ex.labels == [1, 0]
+    p = write(tmp_path / "s.json", '{"text": "a", "label": "1"}\n{"text": "b\u2028c", "label": "0"}\n')
+    ex = read_examples(p)
+    assert ex.labels == ["1", "0"]  # JSON strings stay strings
+    assert ex.texts == ["a", "b\u2028c"]
+
+
+def test_txt_is_texts_only(tmp_path):
+    p = write(tmp_path / "d.txt", "first\r\n\nsecond  \n")
+    assert read_texts(p) == ["first", "second  "]
+    ex = read_examples(p, require_labels=False)
+    assert ex.texts == ["first", "second  "] and ex.labels is None
+    with pytest.raises(LmClassifyError, match="has no labels") as e:
+        read_examples(p)
+    assert str(p) in one_line_error(e)
+
+
+def test_read_texts_by_column_ignores_a_missing_label_column(tmp_path):
+    p = write(tmp_path / "d.csv", "id,body\n1,x\n2,y\n")
+    assert read_texts(p, text_column="body") == ["x", "y"]
+    p = write(tmp_path / "d.jsonl", '{"text": "x"}\n{"text": "y", "label": "a"}\n')
+    assert read_texts(p) == ["x", "y"]
+
+
+def test_read_texts_from_stream_skips_empty_lines():
+    assert read_texts_from_stream(io.StringIO("a b\n\n  \nc\r\nlast")) == ["a b", "c", "last"]
+
+
+def test_read_texts_from_stream_reports_bad_bytes():
+    stream = io.TextIOWrapper(io.BytesIO(b"ok\n\xff\xfe\n"), encoding="utf-8")
+    with pytest.raises(LmClassifyError, match="not UTF-8"):
+        read_texts_from_stream(stream)
+
+
+# --- real files --------------------------------------------------------------------------
+
+def test_real_glue_sst2_dev_tsv():
+    p = DATA / "sst2" / "glue_dev.tsv"
+    if not p.is_file():
+        pytest.skip(f"{p} not found")
+    ex = read_examples(p, text_column="sentence")
+    assert len(ex) == len(p.read_text(encoding="utf-8").splitlines()) - 1 == 872
+    assert set(ex.labels) == {0, 1}
+    assert ex.texts[0] == "it 's a charming and often affecting journey . "  # trailing space kept
+
+
+def test_real_ag_news_csv_with_a_header_added(tmp_path):
+    src = DATA / "ag_news" / "test.csv"
+    if not src.is_file():
+        pytest.skip(f"{src} not found")
+    p = write(tmp_path / "ag.csv", "label,title,text\n" + src.read_text(encoding="utf-8"))
+    ex = read_examples(p)
+    assert len(ex) == 7600
+    assert {y: ex.labels.count(y) for y in set(ex.labels)} == {1: 1900, 2: 1900, 3: 1900, 4: 1900}
+
+
+# --- errors ----------------------------------------------------------------------------
+
+def test_missing_file(tmp_path):
+    with pytest.raises(LmClassifyError, match="no such file") as e:
+        read_examples(tmp_path / "nope.csv")
+    assert "nope.csv" in one_line_error(e)
+
+
+def test_directory(tmp_path):
+    d = tmp_path / "dir.csv"
+    d.mkdir()
+    with pytest.raises(LmClassifyError, match="is a directory"):
+        read_examples(d)
+
+
+def test_missing_column_lists_the_available_ones(tmp_path):
+    p = write(tmp_path / "d.csv", "sentence,label\nhi,1\n")
+    with pytest.raises(LmClassifyError) as e:
+        read_examples(p)
+    msg = one_line_error(e)
+    assert "'text'" in msg and "'sentence'" in msg and "'label'" in msg and str(p) in msg
+    with pytest.raises(LmClassifyError, match="no column 'y'"):
+        read_examples(p, text_column="sentence", label_column="y")
+
+
+@pytest.mark.parametrize("name,content", [("d.csv", ""), ("d.csv", "text,label\n"), ("d.tsv", "text\tlabel\n\n"),
+                                          ("d.jsonl", "\n\n"), ("d.txt", "\n \n")])
+def test_empty_data(tmp_path, name, content):
+    p = write(tmp_path / name, content)
+    with pytest.raises(LmClassifyError, match="no data rows|empty") as e:
+        read_examples(p, require_labels=not name.endswith(".txt"))
+    assert str(p) in one_line_error(e)
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_not_utf8_names_the_byte_offset_in_the_file(tmp_path, bom):
+    raw = bom + "text,label\ncafé,1\n".encode("latin-1")
+    p = tmp_path / "d.csv"
+    p.write_bytes(raw)
+    with pytest.raises(LmClassifyError) as e:
+        read_examples(p)
+    msg = one_line_error(e)
+    assert "not UTF-8" in msg and f"offset {raw.index(0xE9)}" in msg and "line 2" in msg
+
+
+def test_malformed_json_names_the_line(tmp_path):
+    p = write(tmp_path / "d.jsonl", '{"text": "a", "label": 1}\n\n{"text": "b", label: 2}\n')
+    with pytest.raises(LmClassifyError, match=r"line 3: not valid JSON") as e:
+        read_examples(p)
+    assert str(p) in one_line_error(e)
+
+
+def test_json_array_file_gets_a_hint(tmp_path):
+    p = write(tmp_path / "d.json", '[\n  {"text": "a", "label": 1}\n]\n')
+    with pytest.raises(LmClassifyError, match="one JSON object per line"):
+        read_examples(p)
+    p = write(tmp_path / "e.json", '[{"text": "a", "label": 1}]\n')
+    with pytest.raises(LmClassifyError, match="line 1: expected one JSON object per line, got list"):
+        read_examples(p)
+
+
+@pytest.mark.parametrize("name,content,line", [
+    ("d.csv", "text,label\na,1\nb,\nc,0\n", 3),
+    ("d.csv", "text,label\n\"multi\nline\",1\nb,  \n", 4),  # a quoted newline counts as a line
+    ("d.csv", "text,label\na,1\nb\n", 3),  # a short row
+    ("d.tsv", "text\tlabel\na\t1\nb\n", 3),
+    ("d.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": null}\n', 2),
+    ("d.jsonl", '{"text": "a", "label": 1}\n\n{"text": "b"}\n', 3),
+])
+def test_missing_label_names_the_line(tmp_path, name, content, line):
+    p = write(tmp_path / name, content)
+    with pytest.raises(LmClassifyError, match=f"line {line}: empty or missing label") as e:
+        read_examples(p)
+    assert str(p) in one_line_error(e)
+    read_examples(p, require_labels=False)  # fine for prediction input
+
+
+def test_missing_text_names_the_line(tmp_path):
+    p = write(tmp_path / "d.jsonl", '{"text": "a", "label": 1}\n{"label": 0}\n')
+    with pytest.raises(LmClassifyError, match="line 2: no value in column 'text'"):
+        read_examples(p)
+
+
+def test_json_label_of_the_wrong_type(tmp_path):
+    p = write(tmp_path / "d.jsonl", '{"text": "a", "label": [1, 2]}\n')
+    with pytest.raises(LmClassifyError, match=r"line 1: label must be a string or an integer, got \[1, 2\]"):
+        read_examples(p)
+
+
+@pytest.mark.parametrize("name", ["d.xlsx", "data", "d.parquet"])
+def test_unknown_extension_names_the_supported_ones(tmp_path, name):
+    p = write(tmp_path / name, "text,label\na,1\n")
+    with pytest.raises(LmClassifyError, match="unsupported file type") as e:
+        read_examples(p)
+    msg = one_line_error(e)
+    assert all(ext in msg for ext in SUPPORTED) and str(p) in msg
