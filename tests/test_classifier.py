@@ -121,3 +121,27 @@ def test_same_seed_same_head(tiny_gpt2_dir):
     assert torch.equal(a.head.weight, b.head.weight)
     assert not torch.equal(a.head.weight, c.head.weight)
     assert 0.01 < a.head.weight.std().item() < 0.03  # N(0, 0.02)
+
+
+@pytest.mark.parametrize("train_layers", [1, 2, "all"])
+def test_last_token_fast_path_matches_transformers(tiny_llama_dir, train_layers):
+    """The final block computed at the last token only gives transformers' own logits,
+    on token ids and from cached states, and its gradients reach the trainable block."""
+    clf, tok, _ = build_classifier(str(tiny_llama_dir), {0: "a", 1: "b"}, train_layers, seed=0)
+    assert clf.fast_last
+    clf.eval()
+    enc = encode(tok, TEXTS, [0, 1, 1, 0], 64)
+    b = collate(enc, [0, 1, 2, 3], tok.pad_token_id, use_features=False)
+    with torch.no_grad():
+        ref = clf.hf(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        ours = clf(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
+    assert (ref - ours).abs().max().item() <= 1e-5
+    if clf.cacheable:
+        from lmclassify.training.feature_cache import build_features
+
+        build_features(clf, enc, tok.pad_token_id, torch.device("cpu"))
+        c = collate(enc, [0, 1, 2, 3], tok.pad_token_id, use_features=True)
+        cached = clf(hidden=c["hidden"], attention_mask=c["attention_mask"])
+        assert (ref - cached).abs().max().item() <= 1e-5
+        cached.sum().backward()
+        assert clf.backbone.layers[-1].mlp.down_proj.weight.grad.abs().sum() > 0

@@ -105,6 +105,26 @@ class Backbone:
             handle.remove()
         return captured["h"]
 
+    def run_between(self, k: int, j: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Blocks k..j-1 on hidden states entering block k: the states entering block j."""
+        if j <= k:
+            return hidden
+        captured = {}
+
+        def grab(_mod, _args, out):
+            captured["h"] = out[0] if isinstance(out, tuple) else out
+            raise _Stop
+
+        handle = self.layers[j - 1].register_forward_hook(grab)
+        try:
+            with self._only_blocks_from(k, hidden):
+                self.base(inputs_embeds=hidden, **self._kwargs(attention_mask))
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+        return captured["h"]
+
     def run_from(self, k: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Blocks k..end and the final norm on hidden states entering block k: (B, T, H)."""
         if k >= self.n_layers:

@@ -12,8 +12,9 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from . import last_token
 from .backbone import Backbone
-from .pooling import Pooler
+from .pooling import Pooler, last_token_index, pool_last
 
 
 def split_point(train_layers: Union[int, str], n_layers: int) -> int:
@@ -41,6 +42,9 @@ class SequenceClassifier(nn.Module):
         self.head = self._find_head(hf_model)
         self.train_layers = train_layers
         self.split = split_point(train_layers, self.backbone.n_layers)
+        # Reading only the last token lets the final block skip every other query.
+        self.fast_last = (pooling == "last" and self.split < self.backbone.n_layers
+                          and last_token.supported(self.backbone.base, self.backbone.layers[-1]))
         self._freeze()
 
     @staticmethod
@@ -96,8 +100,23 @@ class SequenceClassifier(nn.Module):
         hidden: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Logits (B, num_labels) from token ids, or from cached boundary states ``hidden``."""
+        if self.fast_last:
+            return self.head(self._last_token_features(input_ids, attention_mask, hidden))
         if hidden is not None:
             h = self.backbone.run_from(self.split, hidden, attention_mask)
         else:
             h = self.backbone.run(input_ids, attention_mask)
         return self.head(self.pooler(h, attention_mask))  # (B, H) -> (B, C)
+
+    def _last_token_features(self, input_ids, attention_mask, hidden) -> torch.Tensor:
+        """(B, H): all blocks but the last as usual, the last one at the last token only."""
+        bb, last = self.backbone, self.backbone.n_layers - 1
+        if hidden is None:
+            h = bb.run_to(last, input_ids, attention_mask) if last > 0 else None
+            if h is None:
+                raise RuntimeError("a one-block model has no boundary to start from")
+        else:
+            h = bb.run_between(self.split, last, hidden, attention_mask)
+        idx = last_token_index(attention_mask)
+        out = last_token.last_block_last_token(bb.base, bb.layers[last], h, attention_mask, idx)
+        return bb.final_norm(out) if bb.final_norm is not None else out
