@@ -143,3 +143,47 @@ def test_bad_input_is_one_line_and_leaves_no_output(tmp_path, tiny_gpt2_dir, cas
     else:
         assert not out.exists()
     assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_evaluate_and_int8_quantized_predictions(trained, tmp_path, capsys):
+    out, data = trained
+    assert main(["evaluate", str(out), "--data", str(data), "--output", str(tmp_path / "m.json")]) == 0
+    full = json.loads((tmp_path / "m.json").read_text())
+    assert full["n"] == 160 and 0 <= full["accuracy"] <= 1
+    assert main(["evaluate", str(out), "--data", str(data), "--quantize", "int8",
+                 "--output", str(tmp_path / "q.json")]) == 0
+    q = json.loads((tmp_path / "q.json").read_text())
+    assert abs(q["accuracy"] - full["accuracy"]) <= 0.1  # int8 costs little
+    from lmclassify import TextClassifier
+
+    clf = TextClassifier.load(out, device="cpu", quantize="int8")
+    assert "DynamicQuantizedLinear" in repr(clf.module_)
+
+
+def test_zero_shot_scores_next_token_probabilities(tiny_llama_dir):
+    """The batched, padded scorer equals transformers' own next-token log-softmax."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lmclassify.inference.zero_shot import ZeroShot
+
+    zs = ZeroShot(str(tiny_llama_dir))
+    prompts = ["Is this spam? yes or no", "hello", "a much longer prompt with many more words in it"]
+    cand = [zs._first_token("yes"), zs._first_token("no")]
+    got = zs.next_token_logprobs(prompts, cand, batch_size=2)
+    lm = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).eval()
+    for p, row in zip(prompts, got):
+        ids = zs.tok(p, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            ref = lm(ids).logits[0, -1].log_softmax(-1)[cand]
+        assert torch.allclose(torch.tensor(row), ref, atol=1e-4)
+    labels = zs.predict(["win a prize", "see you soon"], ["ham", "spam"], positive="spam")
+    assert set(labels) <= {0, 1} and len(labels) == 2
+
+
+def test_zero_shot_cli_on_a_labelled_file(tiny_llama_dir, trained, tmp_path, capsys):
+    _, data = trained
+    assert main(["zero-shot", "--data", str(data), "--model", str(tiny_llama_dir), "--limit", "10",
+                 "--positive-label", "spam", "--output", str(tmp_path / "z.json")]) == 0
+    z = json.loads((tmp_path / "z.json").read_text())["test"]
+    assert z["n"] == 10 and "zero-shot" in capsys.readouterr().out

@@ -125,7 +125,26 @@ class TextClassifier:
         return save_model_dir(Path(directory), self, **extra)
 
     @classmethod
-    def load(cls, directory: Path, device: str = "auto") -> "TextClassifier":
+    def load(cls, directory: Path, device: str = "auto", quantize: Optional[str] = None) -> "TextClassifier":
+        """Load a saved model directory; ``quantize="int8"`` swaps every Linear layer for a
+        dynamically quantised int8 one (CPU inference only; see bench/speed.py for what it costs)."""
         from .artifacts import load_into
 
-        return load_into(cls.__new__(cls), Path(directory), pick_device(device))
+        clf = load_into(cls.__new__(cls), Path(directory), pick_device(device))
+        if quantize:
+            clf.quantize(quantize)
+        return clf
+
+    def quantize(self, kind: str = "int8") -> "TextClassifier":
+        import warnings
+
+        from torch.ao.quantization import quantize_dynamic
+
+        if kind != "int8":
+            raise LmClassifyError(f"unknown quantization {kind!r}; only 'int8' is supported")
+        if self.device_.type != "cpu":
+            raise LmClassifyError("int8 dynamic quantization runs on the CPU only; use --device cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's deprecation notice for quantized tensors
+            self.module_ = quantize_dynamic(self.module_, {torch.nn.Linear}, dtype=torch.qint8)
+        return self

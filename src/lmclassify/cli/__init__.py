@@ -11,15 +11,14 @@ from typing import Optional, Sequence
 
 from ..errors import LmClassifyError
 
-COMMANDS = ("train", "predict", "zero_shot")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import predict, train, zero_shot  # noqa: F401
+    from . import evaluate, predict, train, zero_shot
 
     parser = argparse.ArgumentParser(prog="lmclassify", description="Turn pretrained language models into text classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for mod in (train, predict, zero_shot):
+    for mod in (train, evaluate, predict, zero_shot):
         mod.add_parser(sub)
     return parser
 
