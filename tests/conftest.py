@@ -101,3 +101,23 @@ def sms_file() -> Path:
     if not p.is_file():
         pytest.skip(f"SMS spam data not found at {p}")
     return p
+
+
+CHATML_LIKE = ("{% for m in messages %}<|endoftext|>{{ m['role'] }}\n{{ m['content'] }}<|endoftext|>\n{% endfor %}"
+               "{% if add_generation_prompt %}<|endoftext|>assistant\n{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_llama_dir(tmp_path_factory, tiny_llama_dir) -> Path:
+    """The tiny Llama with a chat template whose turn marker is also its pad/EOS token."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("tiny-chat-llama")
+    for f in tiny_llama_dir.iterdir():
+        shutil.copy(f, out / f.name)
+    tok = AutoTokenizer.from_pretrained(out)
+    tok.chat_template = CHATML_LIKE
+    tok.save_pretrained(out)
+    return out

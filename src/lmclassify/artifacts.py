@@ -60,6 +60,7 @@ def save_model_dir(directory: Path, clf, **extra_meta) -> Path:
         "pooling": module.pooler.kind,
         "head_bias": clf.model_config.head_bias,
         "max_length": clf.model_config.max_length,
+        "input_template": getattr(clf.tokenizer_, "lmc_input_template", "none"),
         "base_model": clf.model_config.name,
         "transformers_compatible": not compatibility_notes(clf),
         "notes": compatibility_notes(clf),
@@ -91,7 +92,8 @@ def load_into(clf, directory: Path, device: torch.device):
                                    head_bias=meta["head_bias"], max_length=meta["max_length"])
     clf.train_config = TrainConfig()
     clf.progress = False
-    clf.tokenizer_ = load_tokenizer(directory)
+    clf.tokenizer_ = load_tokenizer(directory)  # its saved post-processor carries any input template
+    clf.tokenizer_.lmc_input_template = meta.get("input_template", "none")
     hf = AutoModelForSequenceClassification.from_pretrained(directory, dtype=torch.float32)
     if meta["head_bias"]:
         _add_head_bias(hf)

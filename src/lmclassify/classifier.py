@@ -56,7 +56,8 @@ class TextClassifier:
         np.random.seed(tc.seed)
         self.device_ = pick_device(tc.device)
         self.module_, self.tokenizer_, self.model_dir_ = build_classifier(
-            mc.name, self.labels_.id2label(), mc.train_layers, mc.pooling, mc.head_bias, seed=tc.seed)
+            mc.name, self.labels_.id2label(), mc.train_layers, mc.pooling, mc.head_bias, seed=tc.seed,
+            input_template=mc.input_template)
         self.module_.to(self.device_)
         self.task_ = SingleLabel(self.labels_.id2label().values(), positive_label=self._positive_id())
         trainable, total = self.module_.parameter_counts()

@@ -21,6 +21,7 @@ class ModelConfig:
     pooling: str = "auto"  # auto = last for decoders, cls for encoders
     head_bias: bool = False  # False keeps the directory loadable by plain transformers
     max_length: Optional[int] = 256
+    input_template: str = "auto"  # decoders with a chat template read texts as a user turn
 
 
 @dataclass

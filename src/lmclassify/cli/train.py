@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
     m.add_argument("--train-layers", default=None, help="N last blocks (+ final norm + head), 'all' or 'head' (default 1)")
     m.add_argument("--pooling", default="auto", choices=["auto", "last", "cls", "mean", "max", "attention"])
     m.add_argument("--head-bias", action="store_true", help="add a bias to the linear head")
+    m.add_argument("--input-template", choices=["auto", "chat", "none"], default="auto",
+                   help="auto: decoders with a chat template read each text as a user turn")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
@@ -58,7 +60,8 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
     data = DataConfig(recipe=a.recipe, data=a.data, train=a.train_file, validation=a.validation, test=a.test,
                       text_column=a.text_column, label_column=a.label_column, split=parse_fractions(a.split),
                       balance=None if a.balance in (None, "none") else a.balance)
-    model = ModelConfig(name=a.model, pooling=a.pooling, head_bias=a.head_bias, max_length=a.max_length)
+    model = ModelConfig(name=a.model, pooling=a.pooling, head_bias=a.head_bias, max_length=a.max_length,
+                        input_template=a.input_template)
     given_train = {k: getattr(a, k) for k in _TRAIN_OPTS if getattr(a, k) is not None}
     train = TrainConfig(schedule=a.schedule, warmup_ratio=a.warmup_ratio, grad_accum=a.grad_accum,
                         max_grad_norm=a.max_grad_norm or None, seed=a.seed, eval_every=a.eval_every,

@@ -10,6 +10,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from ..errors import LmClassifyError
 from .backbone import is_encoder
 from .classifier import SequenceClassifier
+from .input_template import apply_input_template
 from .resolve import resolve_model
 
 
@@ -34,11 +35,12 @@ def default_pooling(config) -> str:
 
 def build_classifier(model: str, id2label: dict[int, str], train_layers: Union[int, str] = 1,
                      pooling: str = "auto", head_bias: bool = False, seed: Optional[int] = None,
-                     ) -> tuple[SequenceClassifier, object, Path]:
+                     input_template: str = "auto") -> tuple[SequenceClassifier, object, Path]:
     """Load ``model`` with a fresh classification head (N(0, 0.02) init, seeded)."""
     path = resolve_model(model)
     tok = load_tokenizer(path)
     config = AutoConfig.from_pretrained(path)
+    tok.lmc_input_template = apply_input_template(tok, input_template, is_encoder(config))
     config.num_labels = len(id2label)
     config.id2label = {int(k): v for k, v in id2label.items()}
     config.label2id = {v: int(k) for k, v in id2label.items()}
