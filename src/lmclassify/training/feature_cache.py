@@ -21,15 +21,16 @@ from tqdm.auto import tqdm
 
 from ..data.batching import Encoded, collate, sorted_batches
 from ..paths import cache_root
+from .device import autocast
 
 MEMORY_LIMIT_BYTES = int(float(os.environ.get("LMCLASSIFY_FEATURE_MEMORY_GB", "4")) * 2**30)
 
 
-def cache_key(model, enc: Encoded) -> str:
+def cache_key(model, input_ids: list[list[int]]) -> str:
     h = hashlib.sha256()
     h.update(str(model.split).encode())
     h.update(model_fingerprint(model).encode())
-    for ids in enc.input_ids:
+    for ids in input_ids:
         h.update(np.asarray(ids, dtype=np.int64).tobytes())
         h.update(b"|")
     return h.hexdigest()[:24]
@@ -52,24 +53,35 @@ def model_fingerprint(model) -> str:
 
 def build_features(model, enc: Encoded, pad_id: int, device: torch.device,
                    tokens_per_batch: int = 8192, max_texts: int = 32, desc: str = "features") -> Encoded:
-    """Fill ``enc.features`` with boundary states; returns ``enc`` for chaining."""
-    lengths = enc.lengths
+    """Fill ``enc.features`` (and a siamese pair's ``enc.pair_features``) with boundary
+    states; returns ``enc`` for chaining."""
+    enc.features = _states(model, enc.input_ids, pad_id, device, tokens_per_batch, max_texts, desc)
+    if enc.pair_ids is not None:
+        enc.pair_features = _states(model, enc.pair_ids, pad_id, device, tokens_per_batch, max_texts, desc + " (b)")
+    return enc
+
+
+def _states(model, input_ids: list[list[int]], pad_id: int, device: torch.device, tokens_per_batch: int,
+            max_texts: int, desc: str) -> list[torch.Tensor]:
+    """One unpadded (T_i, H) tensor per sequence: views into one flat buffer."""
+    side = Encoded(input_ids)
+    lengths = side.lengths
     hidden_size = model.hf.config.get_text_config().hidden_size
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    flat = _allocate(model, enc, int(offsets[-1]), hidden_size)
+    flat = _allocate(model, input_ids, int(offsets[-1]), hidden_size)
     if flat is None:  # found complete on disk
-        flat = _open_memmap(model, enc, int(offsets[-1]), hidden_size)
+        flat = _open_memmap(model, input_ids, int(offsets[-1]), hidden_size)
     else:
         model.eval()
         batches = _token_budget_batches(lengths, tokens_per_batch, max_texts)
         for idx in tqdm(batches, desc=desc, unit="batch", leave=False, disable=None):
-            b = collate(enc, idx, pad_id, use_features=False)
-            h = model.features(b["input_ids"].to(device), b["attention_mask"].to(device)).float().cpu()
+            b = collate(side, idx, pad_id, use_features=False)
+            with autocast(device):
+                h = model.features(b["input_ids"].to(device), b["attention_mask"].to(device)).float().cpu()
             for r, i in enumerate(idx):
                 flat[offsets[i]:offsets[i + 1]] = h[r, :lengths[i]]
         _finish(flat)
-    enc.features = [flat[offsets[i]:offsets[i + 1]] for i in range(len(enc))]
-    return enc
+    return [flat[offsets[i]:offsets[i + 1]] for i in range(len(input_ids))]
 
 
 def _token_budget_batches(lengths: np.ndarray, budget: int, max_texts: int) -> list[np.ndarray]:
@@ -88,15 +100,15 @@ def _token_budget_batches(lengths: np.ndarray, budget: int, max_texts: int) -> l
     return out
 
 
-def _memmap_path(model, enc: Encoded) -> Path:
-    return cache_root() / "features" / f"{cache_key(model, enc)}.f32"
+def _memmap_path(model, input_ids: list[list[int]]) -> Path:
+    return cache_root() / "features" / f"{cache_key(model, input_ids)}.f32"
 
 
-def _allocate(model, enc: Encoded, n_tokens: int, hidden: int) -> Optional[torch.Tensor]:
+def _allocate(model, input_ids: list[list[int]], n_tokens: int, hidden: int) -> Optional[torch.Tensor]:
     nbytes = n_tokens * hidden * 4
     if nbytes <= MEMORY_LIMIT_BYTES:
         return torch.empty(n_tokens, hidden)
-    path = _memmap_path(model, enc)
+    path = _memmap_path(model, input_ids)
     if path.exists() and path.stat().st_size == nbytes:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +127,6 @@ def _finish(flat: torch.Tensor) -> None:
         os.replace(tmp, path)
 
 
-def _open_memmap(model, enc: Encoded, n_tokens: int, hidden: int) -> torch.Tensor:
-    arr = np.memmap(_memmap_path(model, enc), dtype=np.float32, mode="c", shape=(n_tokens, hidden))
+def _open_memmap(model, input_ids: list[list[int]], n_tokens: int, hidden: int) -> torch.Tensor:
+    arr = np.memmap(_memmap_path(model, input_ids), dtype=np.float32, mode="c", shape=(n_tokens, hidden))
     return torch.from_numpy(arr)

@@ -18,6 +18,7 @@ from transformers import get_scheduler
 
 from ..config import TrainConfig
 from ..data.batching import Encoded, iterate, length_grouped_batches, sorted_batches
+from .device import autocast
 
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 
@@ -40,9 +41,7 @@ def _model_inputs(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k != "labels"}
 
 
-def _autocast(device: torch.device):
-    # bf16 autocast on GPU only: on CPU bf16 matmul is hundreds of times slower here.
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+_autocast = autocast
 
 
 @torch.inference_mode()
@@ -82,7 +81,11 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
     sched = get_scheduler(SCHEDULES[cfg.schedule], opt, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
                           num_training_steps=total_steps)
     params = [p for p in model.parameters() if p.requires_grad]
-    higher = cfg.monitor != "val_loss"
+    # What the task says about its metrics (training/tasks.py:Task); a task object without
+    # these facts gets the classification defaults.
+    higher = task.higher_is_better(cfg.monitor) if hasattr(task, "higher_is_better") else cfg.monitor != "val_loss"
+    running = getattr(task, "running_metric", "accuracy")  # None: no per-batch statistic (regression)
+    record_keys = getattr(task, "record_keys", ("loss", "accuracy", "f1_macro"))
     res = FitResult()
     best_state, bad_evals = None, 0
     seen, run_loss, run_correct, run_n = 0, 0.0, 0, 0
@@ -91,11 +94,13 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
         """Log one eval record; returns True when early stopping says stop."""
         nonlocal best_state, bad_evals, run_loss, run_correct, run_n
         rec = {"step": res.steps, "epoch": round(epoch, 4), "examples_seen": seen,
-               "train_loss": run_loss / max(run_n, 1), "train_accuracy": run_correct / max(run_n, 1)}
+               "train_loss": run_loss / max(run_n, 1)}
+        if running:
+            rec[f"train_{running}"] = run_correct / max(run_n, 1)
         run_loss, run_correct, run_n = 0.0, 0, 0
         if val is not None and len(val):
             m = task.metrics(predict_logits(model, val, pad_id, device, cfg.eval_batch_size), val.labels)
-            rec.update({"val_loss": m["loss"], "val_accuracy": m["accuracy"], "val_f1_macro": m["f1_macro"]})
+            rec.update({f"val_{k}": m[k] for k in record_keys if k in m})
             score = rec.get(cfg.monitor)
             if score is None:
                 raise ValueError(f"monitor {cfg.monitor!r} not among {sorted(rec)}")
@@ -127,9 +132,12 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
             seen += n
             res.train_tokens += int(batch["attention_mask"].sum())
             run_loss += loss.item() * n
-            run_correct += task.correct(logits.detach(), batch["labels"])
             run_n += n
-            bar.set_postfix(loss=f"{run_loss / run_n:.3f}", acc=f"{run_correct / run_n:.3f}")
+            if running:
+                run_correct += task.correct(logits.detach(), batch["labels"])
+                bar.set_postfix(loss=f"{run_loss / run_n:.3f}", **{running[:3]: f"{run_correct / run_n:.3f}"})
+            else:
+                bar.set_postfix(loss=f"{run_loss / run_n:.3f}")
             if (i + 1) % cfg.grad_accum and i + 1 != len(batches):
                 continue
             if cfg.max_grad_norm:
