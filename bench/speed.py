@@ -85,9 +85,14 @@ def _inference(clf, test) -> dict:
         ours.predict(test.texts[:8]); pipe(test.texts[:8], truncation=True)  # warm-up
         t0 = time.perf_counter(); ours_labels = ours.predict(test.texts); t_ours = time.perf_counter() - t0
         t0 = time.perf_counter(); theirs = pipe(test.texts, truncation=True); t_pipe = time.perf_counter() - t0
+        q = TextClassifier.load(Path(d) / "m", device="cpu", quantize="int8")
+        q.train_config.eval_batch_size = BS
+        t0 = time.perf_counter(); q_labels = q.predict(test.texts); t_q = time.perf_counter() - t0
     agree = sum(str(a) == b["label"] for a, b in zip(ours_labels, theirs)) / len(test)
+    acc = lambda labels: sum(str(a) == str(b) for a, b in zip(labels, test.labels)) / len(test)  # noqa: E731
     return {"predict_texts_per_second": len(test) / t_ours, "pipeline_texts_per_second": len(test) / t_pipe,
-            "pipeline_label_agreement": agree}
+            "pipeline_label_agreement": agree, "int8_texts_per_second": len(test) / t_q,
+            "int8_test_accuracy": acc(q_labels), "fp32_test_accuracy": acc(ours_labels)}
 
 
 def contender_hf_trainer(epochs: int) -> dict:
@@ -236,12 +241,16 @@ def main() -> None:
         return
     names = (a.only or "lmclassify,hf_trainer,book_loop,scaling").split(",")
     res = {}
+    gf = matmul_gflops()
     for name in names:
         print(f"running {name} ...", flush=True)
         res[name] = run_child(Path(__file__), ["--contender", name, "--epochs", str(a.epochs),
                                                "--scaling-sizes", a.scaling_sizes], timeout=4 * 3600)
         print(f"  {res[name]}", flush=True)
-    gf = matmul_gflops()
+        summarise(res, a, gf)  # partial results survive an interrupted run
+
+
+def summarise(res: dict, a: argparse.Namespace, gf: float) -> None:
     out = {"epochs": a.epochs, "model": MODEL, "batch_size": BS, "matmul_gflops": gf, **res}
     rows = []
     for name in ("lmclassify", "hf_trainer", "book_loop"):
@@ -271,7 +280,9 @@ def main() -> None:
         ours = res["lmclassify"]
         table += (f"\n\nInference on the test split, batch {BS}: lmclassify {ours['predict_texts_per_second']:.1f} texts/s, "
                   f"pipeline {ours['pipeline_texts_per_second']:.1f} texts/s; labels agree on "
-                  f"{100 * ours['pipeline_label_agreement']:.1f} %.")
+                  f"{100 * ours['pipeline_label_agreement']:.1f} %. With --quantize int8: "
+                  f"{ours['int8_texts_per_second']:.1f} texts/s, test accuracy {100 * ours['int8_test_accuracy']:.2f} % "
+                  f"(fp32 {100 * ours['fp32_test_accuracy']:.2f} %).")
     if "scaling" in res:
         table += "\n\n" + md_table(["train texts", "tokens", "seconds (1 epoch, cache included)"],
                                    [[n, v["tokens"], round(v["seconds"], 1)] for n, v in res["scaling"].items()])

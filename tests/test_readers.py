@@ -205,9 +205,25 @@ def test_missing_text_names_the_line(tmp_path):
 
 
 def test_json_label_of_the_wrong_type(tmp_path):
-    p = write(tmp_path / "d.jsonl", '{"text": "a", "label": [1, 2]}\n')
-    with pytest.raises(LmClassifyError, match=r"line 1: label must be a string or an integer, got \[1, 2\]"):
+    p = write(tmp_path / "d.jsonl", '{"text": "a", "label": {"x": 1}}\n')
+    with pytest.raises(LmClassifyError, match=r"line 1: label must be a string, a number or a list .*got \{"):
         read_examples(p)
+
+
+def test_json_label_lists_and_floats_are_multi_label_and_regression_targets(tmp_path):
+    p = write(tmp_path / "d.jsonl", '{"text": "a", "label": ["x", "y"]}\n{"text": "b", "label": 2.5}\n')
+    assert read_examples(p).labels == [["x", "y"], 2.5]
+    bad = write(tmp_path / "e.jsonl", '{"text": "a", "label": [1, [2]]}\n')
+    with pytest.raises(LmClassifyError, match="line 1: label must be"):
+        read_examples(bad)
+
+
+def test_pair_column(tmp_path):
+    p = write(tmp_path / "d.csv", "s1,s2,label\nA man eats.,Someone eats.,4.5\n")
+    ex = read_examples(p, "s1", "label", pair_column="s2")
+    assert ex.inputs() == [("A man eats.", "Someone eats.")] and ex.labels == ["4.5"]
+    with pytest.raises(LmClassifyError, match="no column 'sentence2'"):
+        read_examples(p, "s1", "label", pair_column="sentence2")
 
 
 @pytest.mark.parametrize("name", ["d.xlsx", "data", "d.parquet"])

@@ -60,7 +60,8 @@ def test_sms_spam_recipe():
 
 
 def test_unknown_recipe_lists_the_known_ones():
-    with pytest.raises(LmClassifyError, match="unknown recipe 'sms_spam'; known recipes: sms-spam"):
+    with pytest.raises(LmClassifyError, match="unknown recipe 'sms_spam'; known recipes: goemotions, mrpc, "
+                                              "rte, sms-spam, sst2, stsb, trec"):
         get_recipe("sms_spam")
 
 

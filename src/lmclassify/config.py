@@ -17,9 +17,12 @@ from .errors import LmClassifyError
 @dataclass
 class ModelConfig:
     name: str = "smollm2-135m"  # built-in name, local HF dir, .gguf file or hub id
-    train_layers: Union[int, str] = 1  # N last blocks (+ final norm + head), "all" or "head"
+    train_layers: Union[int, str] = "auto"  # N last blocks (+ final norm + head), "all", "head"; auto: see load.py
     pooling: str = "auto"  # auto = last for decoders, cls for encoders
+    head: str = "linear"  # linear | mlp (Linear, GELU, dropout, Linear)
     head_bias: bool = False  # False keeps the directory loadable by plain transformers
+    task: str = "auto"  # auto (from the labels) | single | multi | regression
+    pair_mode: str = "joint"  # text pairs: joint (one sequence) | siamese (each text alone, [u, v, |u-v|])
     max_length: Optional[int] = 256
     input_template: str = "auto"  # decoders with a chat template read texts as a user turn
 
@@ -33,6 +36,8 @@ class DataConfig:
     test: Optional[str] = None
     text_column: str = "text"
     label_column: str = "label"
+    text_pair_column: Optional[str] = None  # a second text per row: sentence-pair tasks
+    label_separator: str = ","  # between the labels of one row, for multi-label data
     split: tuple = (0.7, 0.1, 0.2)
     balance: Optional[str] = None  # None or "undersample"
     positive_label: Optional[str] = None
@@ -51,7 +56,8 @@ class TrainConfig:
     seed: int = 123
     eval_every: Optional[int] = None  # steps; None = once per epoch
     patience: Optional[int] = None  # early stopping, in evaluations
-    monitor: str = "val_loss"  # or val_accuracy / val_f1_macro
+    monitor: str = "val_loss"  # val_<any metric of the task>: val_accuracy, val_f1_macro, val_pearson, ...
+    class_weights: Optional[str] = None  # None, "auto" (inverse frequency) or "w1,w2,..." in class order
     keep_best: bool = True  # restore the weights of the best evaluation at the end
     feature_cache: bool = True
     eval_batch_size: int = 64
@@ -98,16 +104,16 @@ def _build(section_type: type, values: dict, section: str) -> Any:
 
 
 def parse_train_layers(value: Union[str, int]) -> Union[int, str]:
-    """`--train-layers` accepts N >= 0, 'all' or 'head' (= 0 blocks)."""
+    """`--train-layers` accepts N >= 0, 'all', 'head' (= 0 blocks) or 'auto' (per model kind)."""
     if isinstance(value, int):
         n = value
-    elif value in ("all", "head"):
+    elif value in ("all", "head", "auto"):
         return value
     else:
         try:
             n = int(value)
         except ValueError:
-            raise LmClassifyError(f"--train-layers must be a number, 'all' or 'head', not {value!r}")
+            raise LmClassifyError(f"--train-layers must be a number, 'all', 'head' or 'auto', not {value!r}")
     if n < 0:
         raise LmClassifyError(f"--train-layers must be >= 0, not {n}")
     return n

@@ -5,15 +5,16 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Optional
 
-from ..errors import LmClassifyError
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="score a trained model on a labelled file", description=__doc__)
     p.add_argument("model_dir")
     p.add_argument("--data", required=True, help="labelled CSV/TSV/JSONL file")
-    p.add_argument("--text-column", default="text")
+    p.add_argument("--text-column", help="default: as in training")
+    p.add_argument("--text-pair-column", help="pair models: the second text's column (default: as in training)")
     p.add_argument("--label-column", default="label")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
@@ -22,22 +23,26 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def evaluate_file(model_dir: str, data: str, text_column: str = "text", label_column: str = "label",
-                  batch_size: int = 64, device: str = "auto", quantize=None) -> dict:
+def evaluate_file(model_dir: str, data: str, text_column: Optional[str] = None, label_column: str = "label",
+                  batch_size: int = 64, device: str = "auto", quantize=None,
+                  text_pair_column: Optional[str] = None) -> dict:
+    from ..artifacts import input_columns
     from ..classifier import TextClassifier
     from ..data.readers import read_examples
 
-    if not Path(model_dir, "lmclassify.json").is_file():
-        raise LmClassifyError(f"{model_dir} is not an lmclassify model directory (no lmclassify.json)")
-    ex = read_examples(data, text_column, label_column)
+    text, pair = input_columns(Path(model_dir), text_column, text_pair_column)  # also: a model directory?
+    ex = read_examples(data, text, label_column, pair_column=pair)
     clf = TextClassifier.load(Path(model_dir), device=device, quantize=quantize)
     clf.train_config.eval_batch_size = batch_size
-    return clf.evaluate(ex.texts, ex.labels)
+    return clf.evaluate(ex.inputs(), ex.labels)
 
 
 def run(a: argparse.Namespace) -> int:
-    m = evaluate_file(a.model_dir, a.data, a.text_column, a.label_column, a.batch_size, a.device, a.quantize)
-    print(f"accuracy {m['accuracy']:.4f}  f1_macro {m['f1_macro']:.4f}  loss {m['loss']:.4f}  (n={m['n']})")
+    from ..evaluation.metrics import headline
+
+    m = evaluate_file(a.model_dir, a.data, a.text_column, a.label_column, a.batch_size, a.device, a.quantize,
+                      a.text_pair_column)
+    print(f"{headline(m)}  (n={m['n']})")
     if a.output:
         tmp = f"{a.output}.tmp-{os.getpid()}"
         Path(tmp).write_text(json.dumps(m, indent=2) + "\n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..errors import LmClassifyError
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("zero-shot", help="prompted baseline with the untuned LM", description=__doc__)
@@ -39,6 +41,11 @@ def run(a: argparse.Namespace) -> int:
     cfg = apply_recipe(RunConfig(data=data), overrides)
     train, _, test = load_splits(cfg.data, a.seed)
     test = test or train  # --test FILE: the whole file is the test set
+    from ..training.tasks import infer_task
+
+    if train.pairs is not None or cfg.model.task not in ("auto", "single") or infer_task(train.labels) != "single":
+        raise LmClassifyError("zero-shot prompting scores one label per single text; this data has text pairs, "
+                              "several labels per text or numeric targets")
     if a.limit:
         test = test.subset(range(min(a.limit, len(test))))
     labels = LabelMap.fit(train.labels + test.labels)

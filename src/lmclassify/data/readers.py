@@ -11,7 +11,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import IO, Union
+from typing import IO, Optional, Union
 
 from ..errors import LmClassifyError
 from .examples import Examples, Label
@@ -109,10 +109,12 @@ def _need(cols: list[str], col: str, path: Path) -> None:
 def _json_label(value: object, path: Path, line: int) -> Label:
     if isinstance(value, bool):  # bool is an int subclass; keep it readable
         return str(value).lower()
-    if isinstance(value, (int, str)):
+    if isinstance(value, (int, str, float)):  # a float is a regression target
         return value
-    raise LmClassifyError(f"{path}, line {line}: label must be a string or an integer, "
-                          f"got {json.dumps(value)}")
+    if isinstance(value, list) and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in value):
+        return value  # several labels: multi-label
+    raise LmClassifyError(f"{path}, line {line}: label must be a string, a number or a list of "
+                          f"strings/integers, got {json.dumps(value)}")
 
 
 def _is_int_string(v: str) -> bool:
@@ -121,16 +123,21 @@ def _is_int_string(v: str) -> bool:
 
 
 def read_examples(path: PathLike, text_column: str = "text", label_column: str = "label",
-                  require_labels: bool = True) -> Examples:
+                  require_labels: bool = True, pair_column: Optional[str] = None) -> Examples:
     """Rows from CSV (header), TSV (header, no quoting), JSONL, or TXT (texts only).
 
     Labels keep their source type: JSON ints stay int; in CSV/TSV a label column whose
-    values are all integers ("0", "1") becomes int, otherwise every label stays a string.
+    values are all integers ("0", "1") becomes int, otherwise every label stays a string
+    (the task turns "3.8" into a regression target or "a,b" into several labels).
+    ``pair_column`` names a second text per row (sentence-pair data).
     """
     path = Path(path)
     suffix = _check_suffix(path)
     text = _read_text(path)
     if suffix == ".txt":
+        if pair_column:
+            raise LmClassifyError(f"{path}: a .txt file has one text per line and no {pair_column!r} column; "
+                                  f"use CSV, TSV or JSONL for text pairs")
         if require_labels:
             raise LmClassifyError(f"{path}: a .txt file has no labels; use CSV, TSV or JSONL "
                                   f"with a {label_column!r} column")
@@ -143,16 +150,22 @@ def read_examples(path: PathLike, text_column: str = "text", label_column: str =
     if not rows:
         raise LmClassifyError(f"{path} has no data rows")
     _need(cols, text_column, path)
+    if pair_column:
+        _need(cols, pair_column, path)
     if require_labels:
         _need(cols, label_column, path)
 
     texts: list[str] = []
+    pairs: list[str] = []
     labels: list[Label] = []
     for n, row in rows:
-        t = row.get(text_column)
-        if t is None:
-            raise LmClassifyError(f"{path}, line {n}: no value in column {text_column!r}")
-        texts.append(t if isinstance(t, str) else json.dumps(t))
+        for col, out in ((text_column, texts), (pair_column, pairs)):
+            if col is None:
+                continue
+            t = row.get(col)
+            if t is None:
+                raise LmClassifyError(f"{path}, line {n}: no value in column {col!r}")
+            out.append(t if isinstance(t, str) else json.dumps(t))
         if not require_labels:
             continue
         y = row.get(label_column)
@@ -162,22 +175,34 @@ def read_examples(path: PathLike, text_column: str = "text", label_column: str =
 
     if require_labels and suffix in _TABLE and all(_is_int_string(y) for y in labels):
         labels = [int(y) for y in labels]
-    return Examples(texts, labels if require_labels else None, str(path))
+    return Examples(texts, labels if require_labels else None, str(path), pairs=pairs if pair_column else None)
 
 
-def read_texts(path: PathLike, text_column: str = "text") -> list[str]:
+def read_texts(path: PathLike, text_column: str = "text", pair_column: Optional[str] = None) -> list:
     """Texts to classify: a column of a CSV/TSV/JSONL file, or one text per line of a .txt
-    file (blank lines skipped). Labels, if present, are ignored."""
-    return read_examples(path, text_column, require_labels=False).texts
+    file (blank lines skipped). Labels, if present, are ignored. With ``pair_column``,
+    (text, text_pair) tuples."""
+    return read_examples(path, text_column, require_labels=False, pair_column=pair_column).inputs()
 
 
-def read_texts_from_stream(stream: IO[str], name: str = "standard input") -> list[str]:
-    """One text per line from a text stream (stdin), skipping empty lines."""
+def read_texts_from_stream(stream: IO[str], name: str = "standard input", pairs: bool = False) -> list:
+    """One text per line from a text stream (stdin), skipping empty lines; with ``pairs``,
+    each line is ``text<TAB>text_pair``."""
     try:
-        return [line.rstrip("\r\n") for line in stream if line.strip()]
+        lines = [line.rstrip("\r\n") for line in stream if line.strip()]
     except UnicodeDecodeError as e:
         raise LmClassifyError(f"{name} is not UTF-8 (undecodable byte at offset {e.start}); "
                               f"re-encode it as UTF-8") from None
+    if not pairs:
+        return lines
+    out = []
+    for n, line in enumerate(lines, 1):
+        a, sep, b = line.partition("\t")
+        if not sep:
+            raise LmClassifyError(f"{name}, text {n}: this model classifies text pairs; "
+                                  f"write each as 'text<TAB>text_pair'")
+        out.append((a, b))
+    return out
 
 
 __all__ = ["SUPPORTED", "read_examples", "read_texts", "read_texts_from_stream"]

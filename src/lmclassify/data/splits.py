@@ -41,6 +41,9 @@ def undersample(ex: Examples, seed: int) -> Examples:
     Deterministic for a seed: per-class samples, concatenated in class order, then shuffled."""
     if ex.labels is None:
         raise LmClassifyError(f"{ex.source or 'data'}: cannot balance unlabelled data")
+    if any(isinstance(y, (list, tuple)) for y in ex.labels):
+        raise LmClassifyError(f"{ex.source or 'data'}: --balance undersample needs one class per row, "
+                              f"not several labels; use --class-weights auto for multi-label data")
     by_class: dict = defaultdict(list)
     for i, y in enumerate(ex.labels):
         by_class[y].append(i)

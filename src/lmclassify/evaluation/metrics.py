@@ -64,6 +64,76 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], label_n
     return out
 
 
+def multilabel_metrics(y_true: Sequence[Sequence[int]], y_pred: Sequence[Sequence[int]],
+                       label_names: Sequence[str], loss: Optional[float] = None) -> dict:
+    """Micro and macro precision/recall/F1 over (n, C) 0/1 indicator rows, per-label numbers,
+    and ``accuracy`` = exact-match (subset) accuracy, as scikit-learn defines it for
+    multi-label data. A label never present nor predicted scores 0 (``zero_division=0``).
+
+    Keys: ``loss`` (if given), ``accuracy``, ``f1_micro``, ``f1_macro``, ``precision_micro``,
+    ``recall_micro``, ``precision_macro``, ``recall_macro``, ``per_class``, ``labels``, ``n``.
+    """
+    import numpy as np
+
+    t, p_ = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    names = [str(n) for n in label_names]
+    if t.shape != p_.shape or t.ndim != 2 or t.shape[1] != len(names):
+        raise ValueError(f"y_true {t.shape} and y_pred {p_.shape} must both be (n, {len(names)})")
+    if not len(t):
+        raise ValueError("no examples to evaluate")
+    out: dict[str, Any] = {} if loss is None else {"loss": float(loss)}
+    out["accuracy"] = float(accuracy_score(t, p_))
+    for avg in ("micro", "macro"):
+        pr, rc, f, _ = precision_recall_fscore_support(t, p_, average=avg, zero_division=0)
+        out.update({f"f1_{avg}": float(f), f"precision_{avg}": float(pr), f"recall_{avg}": float(rc)})
+    pr, rc, f, sup = precision_recall_fscore_support(t, p_, average=None, zero_division=0)
+    out["per_class"] = {n: {"precision": float(pr[i]), "recall": float(rc[i]), "f1": float(f[i]),
+                            "support": int(sup[i])} for i, n in enumerate(names)}
+    out.update(labels=names, n=int(len(t)))
+    return out
+
+
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float], loss: Optional[float] = None) -> dict:
+    """Pearson and Spearman correlation (scipy), mean squared and absolute error.
+
+    A constant prediction has no defined correlation; it is reported as 0.0 (no linear or
+    rank relation), which keeps ``metrics.json`` valid JSON and early stopping comparable.
+    Keys: ``loss`` (if given), ``pearson``, ``spearman``, ``mse``, ``mae``, ``n``.
+    """
+    import warnings
+
+    import numpy as np
+    from scipy.stats import pearsonr, spearmanr
+
+    t, p_ = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    if t.shape != p_.shape:
+        raise ValueError(f"y_true has {t.shape} values but y_pred has {p_.shape}")
+    if not len(t):
+        raise ValueError("no examples to evaluate")
+
+    def corr(fn) -> float:
+        if len(t) < 2 or np.ptp(t) == 0 or np.ptp(p_) == 0:
+            return 0.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = float(fn(t, p_)[0])
+        return r if np.isfinite(r) else 0.0
+
+    out: dict[str, Any] = {} if loss is None else {"loss": float(loss)}
+    out.update(pearson=corr(pearsonr), spearman=corr(spearmanr), mse=float(np.mean((t - p_) ** 2)),
+               mae=float(np.mean(np.abs(t - p_))), n=int(len(t)))
+    return out
+
+
+# The numbers a one-line summary shows, in this order, for whichever task produced them.
+HEADLINE = ("accuracy", "f1", "f1_micro", "f1_macro", "pearson", "spearman", "mse", "loss")
+
+
+def headline(m: dict) -> str:
+    """``accuracy 0.9100  f1_macro 0.9050  loss 0.2400`` with the keys this task has."""
+    return "  ".join(f"{k} {m[k]:.4f}" for k in HEADLINE if isinstance(m.get(k), (int, float)))
+
+
 def _json_default(o: Any) -> Any:
     # numpy / torch scalars and arrays sneak into records; store their Python value.
     if hasattr(o, "tolist"):

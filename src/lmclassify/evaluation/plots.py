@@ -51,17 +51,19 @@ def _epoch_axis(ax, records: list[dict], x_key: str) -> None:
     top.set_xlabel("epoch")
 
 
-def plot_training_curves(records: list[dict], out_dir: Path) -> list[Path]:
-    """Write ``loss.png`` and ``accuracy.png`` from eval-step records; return the paths written.
+def plot_training_curves(records: list[dict], out_dir: Path,
+                         metrics: tuple[str, ...] = ("loss", "accuracy")) -> list[Path]:
+    """Write ``<metric>.png`` (default ``loss.png`` and ``accuracy.png``) from eval-step
+    records; return the paths written.
 
     Each record is one evaluation: ``examples_seen`` (x axis; ``step`` if absent), ``epoch``
-    (top axis), and ``train_loss``/``val_loss``, ``train_accuracy``/``val_accuracy``. Missing,
+    (top axis), and ``train_<metric>``/``val_<metric>``, e.g. ``train_loss``/``val_loss``. Missing,
     None or NaN values are skipped point by point; a plot with no points at all is not written.
     """
     out_dir = Path(out_dir)
     x_key = _x_key(records)
     written: list[Path] = []
-    for metric in ("loss", "accuracy"):
+    for metric in metrics:
         series = {}
         for split in _SPLITS:
             pts = [(_num(r.get(x_key)) if x_key else i, _num(r.get(f"{split}_{metric}")))

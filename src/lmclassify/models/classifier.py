@@ -14,6 +14,7 @@ from torch import nn
 
 from . import last_token
 from .backbone import Backbone
+from .heads import siamese_features
 from .pooling import Pooler, last_token_index, pool_last
 
 
@@ -27,25 +28,42 @@ def split_point(train_layers: Union[int, str], n_layers: int) -> int:
 
 
 class SequenceClassifier(nn.Module):
-    """Backbone -> pooler -> linear head, trainable from block ``split`` upward.
+    """Backbone -> pooler -> head, trainable from block ``split`` upward.
+
+    ``head`` None uses the transformers model's own ``score``/``classifier`` Linear (so
+    ``save_pretrained`` holds the whole classifier); otherwise our module, e.g. from
+    ``heads.make_head``. ``siamese`` pools each text of a pair alone and feeds the head
+    [u, v, |u-v|] (its input is 3 x hidden).
 
     >>> clf = SequenceClassifier(hf_model, pooling="last", train_layers=1)  # doctest: +SKIP
     >>> logits = clf(input_ids=ids, attention_mask=mask)                  # (B, num_labels)
     """
 
-    def __init__(self, hf_model: nn.Module, pooling: str = "last", train_layers: Union[int, str] = 1):
+    def __init__(self, hf_model: nn.Module, pooling: str = "last", train_layers: Union[int, str] = 1,
+                 head: Optional[nn.Module] = None, siamese: bool = False):
         super().__init__()
         self.hf = hf_model
         self.backbone = Backbone(hf_model.base_model)
         hidden = hf_model.config.get_text_config().hidden_size
         self.pooler = Pooler(pooling, hidden)
-        self.head = self._find_head(hf_model)
+        self.own_head = head is not None
+        self.head = head if head is not None else self._find_head(hf_model)
+        self.siamese = siamese
         self.train_layers = train_layers
         self.split = split_point(train_layers, self.backbone.n_layers)
         # Reading only the last token lets the final block skip every other query.
         self.fast_last = (pooling == "last" and self.split < self.backbone.n_layers
                           and last_token.supported(self.backbone.base, self.backbone.layers[-1]))
         self._freeze()
+
+    def _unused(self) -> list[nn.Module]:
+        """transformers' own head (and BERT's tanh pooler) when our head replaces them:
+        kept so the directory stays a valid transformers checkpoint, never trained."""
+        if not self.own_head:
+            return []
+        out = [m for m in (getattr(self.hf, n, None) for n in ("score", "classifier")) if isinstance(m, nn.Module)]
+        pooler = getattr(self.backbone.base, "pooler", None)
+        return out + ([pooler] if isinstance(pooler, nn.Module) else [])
 
     @staticmethod
     def _find_head(hf_model: nn.Module) -> nn.Linear:
@@ -59,6 +77,7 @@ class SequenceClassifier(nn.Module):
         bb = self.backbone
         for p in self.parameters():
             p.requires_grad_(self.train_layers == "all")
+        self._freeze_unused()
         if self.train_layers == "all":
             return
         trainable = [self.head, self.pooler]
@@ -69,6 +88,11 @@ class SequenceClassifier(nn.Module):
         for m in trainable:
             for p in m.parameters():
                 p.requires_grad_(True)
+
+    def _freeze_unused(self) -> None:
+        for m in self._unused():
+            for p in m.parameters():
+                p.requires_grad_(False)
 
     def train(self, mode: bool = True) -> "SequenceClassifier":
         """Frozen blocks stay in eval mode (no dropout): a frozen prefix is a fixed
@@ -98,15 +122,27 @@ class SequenceClassifier(nn.Module):
         input_ids: Optional[torch.Tensor] = None,
         attention_mask: Optional[torch.Tensor] = None,
         hidden: Optional[torch.Tensor] = None,
+        input_ids_b: Optional[torch.Tensor] = None,
+        attention_mask_b: Optional[torch.Tensor] = None,
+        hidden_b: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Logits (B, num_labels) from token ids, or from cached boundary states ``hidden``."""
+        """Logits (B, num_labels) from token ids, or from cached boundary states ``hidden``;
+        the ``_b`` inputs are a siamese pair's second texts."""
+        x = self.pooled(input_ids, attention_mask, hidden)  # (B, H)
+        if self.siamese:
+            x = siamese_features(x, self.pooled(input_ids_b, attention_mask_b, hidden_b))  # (B, 3H)
+        return self.head(x)  # (B, C)
+
+    def pooled(self, input_ids: Optional[torch.Tensor], attention_mask: torch.Tensor,
+               hidden: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, H): one vector per text, the head's input."""
         if self.fast_last:
-            return self.head(self._last_token_features(input_ids, attention_mask, hidden))
+            return self._last_token_features(input_ids, attention_mask, hidden)
         if hidden is not None:
             h = self.backbone.run_from(self.split, hidden, attention_mask)
         else:
             h = self.backbone.run(input_ids, attention_mask)
-        return self.head(self.pooler(h, attention_mask))  # (B, H) -> (B, C)
+        return self.pooler(h, attention_mask)
 
     def _last_token_features(self, input_ids, attention_mask, hidden) -> torch.Tensor:
         """(B, H): all blocks but the last as usual, the last one at the last token only."""
