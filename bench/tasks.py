@@ -54,7 +54,7 @@ def child_train(recipe: str, model: str, extra: list[str]) -> dict:
         "recipe": recipe, "model": model, "options": extra, "task": m["task"],
         "metric": f"{key} ({split})", "value": m[split][key],
         "splits": {s: {k: m[s][k] for k in keys if k in m[s]} for s in ("train", "validation", "test") if s in m},
-        "pooling": meta["pooling"], "train_layers": cfg["model"]["train_layers"], "epochs": cfg["train"]["epochs"],
+        "pooling": meta["pooling"], "train_layers": meta["train_layers"], "epochs": cfg["train"]["epochs"],
         "max_length": cfg["model"]["max_length"], "learning_rate": cfg["train"]["learning_rate"],
         "parameters": m["parameters"], "feature_cache": m["feature_cache"], "steps": m["steps"],
         "best_step": m["best_step"], "train_seconds": m["train_seconds"], "wall_seconds": round(wall, 1),

@@ -69,9 +69,12 @@ def test_recipe_options_fill_every_section_and_explicit_options_win():
     cfg = config_from_args(a)
     assert cfg.model.task == "regression" and cfg.model.max_length == 128
     assert cfg.train.schedule == "linear" and cfg.train.epochs == RECIPES["stsb"].defaults["epochs"]
+    assert cfg.train.monitor == "val_pearson"  # best weights by the recipe's own metric
     a = build_parser().parse_args(["train", "--recipe", "stsb", "--output", "x", "--max-length", "32",
-                                   "--epochs", "1", "--schedule", "cosine", "--task", "single"])
+                                   "--epochs", "1", "--schedule", "cosine", "--task", "single", "--monitor", "val_loss"])
     cfg = config_from_args(a)
-    assert (cfg.model.max_length, cfg.train.epochs, cfg.train.schedule, cfg.model.task) == (32, 1, "cosine", "single")
+    assert (cfg.model.max_length, cfg.train.epochs, cfg.train.schedule, cfg.model.task, cfg.train.monitor) == \
+        (32, 1, "cosine", "single", "val_loss")
     cfg = config_from_args(build_parser().parse_args(["train", "--data", "f.csv", "--output", "x"]))
     assert cfg.model.max_length == 256 and cfg.train.schedule == "constant" and cfg.model.task == "auto"
+    assert cfg.train.monitor == "val_loss"

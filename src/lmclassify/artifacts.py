@@ -70,6 +70,7 @@ def save_model_dir(directory: Path, clf, **extra_meta) -> Path:
         "pair_mode": clf.model_config.pair_mode,
         "pair_template": getattr(clf, "pair_template_", None),
         "pooling": module.pooler.kind,
+        "train_layers": module.train_layers,  # as trained ("auto" resolved per model kind)
         "head_bias": clf.model_config.head_bias,
         "max_length": clf.model_config.max_length,
         "input_template": getattr(clf.tokenizer_, "lmc_input_template", "none"),

@@ -8,7 +8,7 @@ from ..config import DataConfig, ModelConfig, RunConfig, TrainConfig, parse_trai
 
 # Options whose default is "not given", so a recipe's published defaults can fill them.
 _TRAIN_OPTS = {"epochs": int, "batch_size": int, "learning_rate": float, "weight_decay": float, "schedule": str,
-               "warmup_ratio": float}
+               "warmup_ratio": float, "monitor": str}
 
 
 def add_parser(sub) -> None:
@@ -58,9 +58,9 @@ def add_parser(sub) -> None:
     t.add_argument("--seed", type=int, default=123)
     t.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default: each epoch)")
     t.add_argument("--patience", type=int, default=None, help="early stopping after N evaluations without improvement")
-    t.add_argument("--monitor", default="val_loss",
-                   help="early stopping / best weights: val_loss, or val_<metric> of the task (val_accuracy, "
-                        "val_f1_macro, val_f1, val_f1_micro, val_pearson, val_spearman, ...)")
+    t.add_argument("--monitor", default=None,
+                   help="early stopping / best weights: val_loss (default, or the recipe's metric), or "
+                        "val_<metric> of the task (val_accuracy, val_f1_macro, val_f1, val_f1_micro, val_pearson, ...)")
     t.add_argument("--class-weights", help="'auto' (inverse class frequency) or one weight per class, "
                                            "comma-separated, in sorted class order")
     t.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last weights, not the best")
@@ -84,7 +84,7 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
     given_train = {k: getattr(a, k) for k in _TRAIN_OPTS if getattr(a, k) is not None}
     train = TrainConfig(grad_accum=a.grad_accum,
                         max_grad_norm=a.max_grad_norm or None, seed=a.seed, eval_every=a.eval_every,
-                        patience=a.patience, monitor=a.monitor, keep_best=a.keep_best,
+                        patience=a.patience, keep_best=a.keep_best,
                         feature_cache=a.feature_cache, device=a.device, class_weights=a.class_weights,
                         **given_train)
     overrides = {"train": given_train, "model": {}, "data": {}}
