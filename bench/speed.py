@@ -33,11 +33,19 @@ MODEL = "smollm2-135m"
 LR, WD, BS, SEED, MAXLEN = 5e-5, 0.1, 8, 123, 256
 
 
-def _data(tok, labels_map):
-    train, val, test = spam_split(SEED)
+def _data():
+    """The model path, its plain tokenizer and the recipe split as (token ids, label ids)
+    per split: what the two baselines train on."""
+    from lmclassify.data.labels import LabelMap
+    from lmclassify.models.load import load_tokenizer
+    from lmclassify.models.resolve import resolve_model
+
+    path = resolve_model(MODEL)
+    tok = load_tokenizer(path)
+    splits = spam_split(SEED)
+    lm = LabelMap.fit(splits[0].labels)
     enc = lambda ex: [tok(t, truncation=True, max_length=MAXLEN)["input_ids"] for t in ex.texts]  # noqa: E731
-    lab = lambda ex: labels_map.encode(ex.labels)  # noqa: E731
-    return [(enc(s), lab(s), s) for s in (train, val, test)]
+    return path, tok, [(enc(s), lm.encode(s.labels)) for s in splits]
 
 
 def _hf_model(path, tok):
@@ -98,15 +106,7 @@ def _inference(clf, test) -> dict:
 def contender_hf_trainer(epochs: int) -> dict:
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from lmclassify.data.labels import LabelMap
-    from lmclassify.models.load import load_tokenizer
-    from lmclassify.models.resolve import resolve_model
-
-    path = resolve_model(MODEL)
-    tok = load_tokenizer(path)
-    train, val, test = spam_split(SEED)
-    lm = LabelMap.fit(train.labels)
-    (tr, trl, _), (va, val_l, _), (te, tel, _) = _data(tok, lm)
+    path, tok, ((tr, trl), (va, val_l), (te, tel)) = _data()
     ds = lambda ids, labs: [{"input_ids": i, "attention_mask": [1] * len(i), "labels": y} for i, y in zip(ids, labs)]  # noqa: E731
     model = _hf_model(path, tok)
     with tempfile.TemporaryDirectory() as d:
@@ -127,15 +127,7 @@ def contender_hf_trainer(epochs: int) -> dict:
 
 def contender_book_loop(epochs: int) -> dict:
     """Raschka ch. 6 `train_classifier_simple`, on the same HF model and frozen parameters."""
-    from lmclassify.data.labels import LabelMap
-    from lmclassify.models.load import load_tokenizer
-    from lmclassify.models.resolve import resolve_model
-
-    path = resolve_model(MODEL)
-    tok = load_tokenizer(path)
-    train, val, test = spam_split(SEED)
-    lm = LabelMap.fit(train.labels)
-    (tr, trl, _), (va, val_l, _), (te, tel, _) = _data(tok, lm)
+    path, tok, ((tr, trl), (va, val_l), (te, tel)) = _data()
     longest = max(map(len, tr))
     pad = lambda ids: torch.tensor([i[:longest] + [tok.pad_token_id] * (longest - len(i[:longest])) for i in ids])  # noqa: E731
     X, Xv, Xt = pad(tr), pad(va), pad(te)

@@ -199,6 +199,8 @@ def test_bad_input_is_one_line(tmp_path, capsys, data, trained):
     out, _ = trained
     assert "not seen in the training data" in _err(capsys, ["evaluate-tokens", str(out), "--data", str(unseen)])
     assert "not an lmclassify model directory" in _err(capsys, ["predict-tokens", str(tmp_path), "--text", "x"])
+    for cmd in (["predict", str(out), "--text", "x"], ["evaluate", str(out), "--data", str(dev)]):
+        assert "use 'lmclassify predict-tokens'" in _err(capsys, cmd)  # the sequence commands point the way
 
 
 @pytest.mark.slow

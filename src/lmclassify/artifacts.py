@@ -93,12 +93,22 @@ def read_meta(directory: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def read_text_meta(directory: Path) -> dict:
+    """``read_meta`` for the text-classification commands: a token classifier's directory
+    gets pointed at the commands that serve it instead of failing deep inside loading."""
+    meta = read_meta(directory)
+    if meta.get("task") == "token_classification":
+        raise LmClassifyError(f"{directory} holds a token classifier; use 'lmclassify predict-tokens' "
+                              f"or 'lmclassify evaluate-tokens' for it")
+    return meta
+
+
 def input_columns(directory: Path, text_column: Optional[str], pair_column: Optional[str]
                   ) -> tuple[str, Optional[str]]:
     """The columns to read texts (and a pair model's second texts) from: as given, else as
     in training. A pair column for a single-text model is a mistake worth a clear error
     rather than silently ignoring the column."""
-    meta = read_meta(directory)
+    meta = read_text_meta(directory)
     text = text_column or meta.get("text_column") or "text"
     if not meta.get("pairs"):
         if pair_column:
@@ -120,7 +130,7 @@ def load_into(clf, directory: Path, device: torch.device):
     from .models.load import _add_head_bias, load_tokenizer
     from .training.tasks import task_from_saved
 
-    meta = read_meta(directory)
+    meta = read_text_meta(directory)
     clf.positive_label = meta.get("positive_label")
     clf.task_ = task_from_saved(meta.get("task", "single_label_classification"), meta.get("labels"),
                                 meta.get("task_state") or {}, clf.positive_label)

@@ -64,29 +64,39 @@ class TrainConfig:
     device: str = "auto"
 
 
-@dataclass
-class RunConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+class SectionedConfig:
+    """Save/load for a run config made of typed sections. ``SECTIONS`` names each
+    section's dataclass; ``BASE`` holds per-section values a partial dict starts from
+    (a saved config holds every key, so it never needs them)."""
+
+    SECTIONS: dict[str, type] = {}
+    BASE: dict[str, dict] = {}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
-        sections = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
-        unknown = set(d) - set(sections)
+    def from_dict(cls, d: dict):
+        unknown = set(d) - set(cls.SECTIONS)
         if unknown:
             raise LmClassifyError(f"unknown config section(s): {', '.join(sorted(unknown))}")
-        return cls(**{k: _build(t, d.get(k, {}), k) for k, t in sections.items()})
+        return cls(**{k: _build(t, {**cls.BASE.get(k, {}), **d.get(k, {})}, k) for k, t in cls.SECTIONS.items()})
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "RunConfig":
+    def load(cls, path: Path):
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+@dataclass
+class RunConfig(SectionedConfig):
+    SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def _build(section_type: type, values: dict, section: str) -> Any:

@@ -48,14 +48,14 @@ def _texts(a: argparse.Namespace, pairs: bool, columns: tuple) -> list:
 
 
 def run(a: argparse.Namespace) -> int:
-    from ..artifacts import input_columns, read_meta
+    from ..artifacts import input_columns, read_text_meta
     from ..classifier import TextClassifier
     from ..data.writers import format_records
 
     if a.output and Path(a.output).exists() and not a.overwrite:
         raise LmClassifyError(f"{a.output} exists; pass --overwrite to replace it")
     model_dir = Path(a.model_dir)
-    pairs = bool(read_meta(model_dir).get("pairs"))  # also: is this a model directory?
+    pairs = bool(read_text_meta(model_dir).get("pairs"))  # also: is this a model directory?
     from_file = a.input and a.input != "-" and not a.text
     columns = input_columns(model_dir, a.text_column, a.text_pair_column) if from_file else ("text", None)
     texts = _texts(a, pairs, columns)

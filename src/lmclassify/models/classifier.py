@@ -13,21 +13,12 @@ import torch
 from torch import nn
 
 from . import last_token
-from .backbone import Backbone
+from .frozen_prefix import FrozenPrefixModel, find_linear_head
 from .heads import siamese_features
 from .pooling import Pooler, last_token_index, pool_last
 
 
-def split_point(train_layers: Union[int, str], n_layers: int) -> int:
-    """Number of frozen blocks at the bottom: everything below it can be cached."""
-    if train_layers == "all":
-        return 0
-    if train_layers == "head":
-        return n_layers
-    return max(n_layers - int(train_layers), 0)
-
-
-class SequenceClassifier(nn.Module):
+class SequenceClassifier(FrozenPrefixModel):
     """Backbone -> pooler -> head, trainable from block ``split`` upward.
 
     ``head`` None uses the transformers model's own ``score``/``classifier`` Linear (so
@@ -41,20 +32,16 @@ class SequenceClassifier(nn.Module):
 
     def __init__(self, hf_model: nn.Module, pooling: str = "last", train_layers: Union[int, str] = 1,
                  head: Optional[nn.Module] = None, siamese: bool = False):
-        super().__init__()
-        self.hf = hf_model
-        self.backbone = Backbone(hf_model.base_model)
+        super().__init__(hf_model, train_layers)
         hidden = hf_model.config.get_text_config().hidden_size
         self.pooler = Pooler(pooling, hidden)
         self.own_head = head is not None
-        self.head = head if head is not None else self._find_head(hf_model)
+        self.head = head if head is not None else find_linear_head(hf_model)
         self.siamese = siamese
-        self.train_layers = train_layers
-        self.split = split_point(train_layers, self.backbone.n_layers)
         # Reading only the last token lets the final block skip every other query.
         self.fast_last = (pooling == "last" and self.split < self.backbone.n_layers
                           and last_token.supported(self.backbone.base, self.backbone.layers[-1]))
-        self._freeze()
+        self._freeze(top=[self.head, self.pooler], never=self._unused())
 
     def _unused(self) -> list[nn.Module]:
         """transformers' own head (and BERT's tanh pooler) when our head replaces them:
@@ -64,58 +51,6 @@ class SequenceClassifier(nn.Module):
         out = [m for m in (getattr(self.hf, n, None) for n in ("score", "classifier")) if isinstance(m, nn.Module)]
         pooler = getattr(self.backbone.base, "pooler", None)
         return out + ([pooler] if isinstance(pooler, nn.Module) else [])
-
-    @staticmethod
-    def _find_head(hf_model: nn.Module) -> nn.Linear:
-        for name in ("score", "classifier"):
-            m = getattr(hf_model, name, None)
-            if isinstance(m, nn.Linear):
-                return m
-        raise RuntimeError(f"{type(hf_model).__name__} has no linear 'score' or 'classifier' head")
-
-    def _freeze(self) -> None:
-        bb = self.backbone
-        for p in self.parameters():
-            p.requires_grad_(self.train_layers == "all")
-        self._freeze_unused()
-        if self.train_layers == "all":
-            return
-        trainable = [self.head, self.pooler]
-        if self.train_layers != "head":
-            trainable += list(bb.layers)[self.split:]
-            if bb.final_norm is not None:
-                trainable.append(bb.final_norm)
-        for m in trainable:
-            for p in m.parameters():
-                p.requires_grad_(True)
-
-    def _freeze_unused(self) -> None:
-        for m in self._unused():
-            for p in m.parameters():
-                p.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> "SequenceClassifier":
-        """Frozen blocks stay in eval mode (no dropout): a frozen prefix is a fixed
-        function, which is what makes its outputs cacheable."""
-        super().train(mode)
-        if mode and self.train_layers != "all":
-            self.backbone.base.eval()
-            for m in list(self.backbone.layers)[self.split:]:
-                m.train()
-        return self
-
-    def parameter_counts(self) -> tuple[int, int]:
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return trainable, sum(p.numel() for p in self.parameters())
-
-    @property
-    def cacheable(self) -> bool:
-        return self.split > 0
-
-    @torch.no_grad()  # not inference_mode: cached states feed autograd later
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Hidden states at the freeze boundary, (B, T, H); inputs to the trainable part."""
-        return self.backbone.run_to(self.split, input_ids, attention_mask)
 
     def forward(
         self,

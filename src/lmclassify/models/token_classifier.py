@@ -14,12 +14,11 @@ import torch
 from torch import nn
 
 from ..errors import LmClassifyError
-from .backbone import Backbone
-from .classifier import split_point
 from .crf import CRF
+from .frozen_prefix import FrozenPrefixModel, find_linear_head
 
 
-class TokenTagger(nn.Module):
+class TokenTagger(FrozenPrefixModel):
     """Backbone -> dropout -> linear head per token -> (B, T, C) emission scores.
 
     >>> tagger = TokenTagger(hf_token_model, train_layers="all", crf=True)   # doctest: +SKIP
@@ -27,62 +26,15 @@ class TokenTagger(nn.Module):
     """
 
     def __init__(self, hf_model: nn.Module, train_layers: Union[int, str] = "all", crf: bool = False):
-        super().__init__()
-        self.hf = hf_model
-        self.backbone = Backbone(hf_model.base_model)
-        self.head = self._find_head(hf_model)
+        super().__init__(hf_model, train_layers)
+        self.head = find_linear_head(hf_model)
         drop = getattr(hf_model, "dropout", None)
         self.dropout = drop if isinstance(drop, nn.Dropout) else nn.Identity()
         self.crf = CRF(self.head.out_features) if crf else None
-        self.train_layers = train_layers
-        self.split = split_point(train_layers, self.backbone.n_layers)
         # The training loop stacks evaluation outputs of every example into one tensor, so
         # while it runs every output is padded to one length (see training/token_task.py).
         self.pad_to: Optional[int] = None
-        self._freeze()
-
-    @staticmethod
-    def _find_head(hf_model: nn.Module) -> nn.Linear:
-        for name in ("classifier", "score"):
-            m = getattr(hf_model, name, None)
-            if isinstance(m, nn.Linear):
-                return m
-        raise RuntimeError(f"{type(hf_model).__name__} has no linear 'classifier' or 'score' head")
-
-    def _freeze(self) -> None:
-        bb = self.backbone
-        for p in self.parameters():
-            p.requires_grad_(self.train_layers == "all")
-        trainable = [self.head] + ([self.crf] if self.crf is not None else [])
-        if self.train_layers not in ("all", "head"):
-            trainable += list(bb.layers)[self.split:]
-            if bb.final_norm is not None:
-                trainable.append(bb.final_norm)
-        for m in trainable:
-            for p in m.parameters():
-                p.requires_grad_(True)
-
-    def train(self, mode: bool = True) -> "TokenTagger":
-        """Frozen blocks stay in eval mode (no dropout), so their outputs can be cached."""
-        super().train(mode)
-        if mode and self.train_layers != "all":
-            self.backbone.base.eval()
-            for m in list(self.backbone.layers)[self.split:]:
-                m.train()
-        return self
-
-    def parameter_counts(self) -> tuple[int, int]:
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return trainable, sum(p.numel() for p in self.parameters())
-
-    @property
-    def cacheable(self) -> bool:
-        return self.split > 0
-
-    @torch.no_grad()  # not inference_mode: cached states feed autograd later
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Hidden states at the freeze boundary, (B, T, H)."""
-        return self.backbone.run_to(self.split, input_ids, attention_mask)
+        self._freeze(top=[self.head] + ([self.crf] if self.crf is not None else []))
 
     def forward(self, input_ids: Optional[torch.Tensor] = None, attention_mask: Optional[torch.Tensor] = None,
                 hidden: Optional[torch.Tensor] = None) -> torch.Tensor:

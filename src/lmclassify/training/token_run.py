@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..artifacts import staged_output
-from ..config import TrainConfig, _build
+from ..config import SectionedConfig, TrainConfig
 from ..data.conll import Sentences, encode_tags, get_conll_recipe, read_conll, tag_set
 from ..errors import LmClassifyError
 from ..evaluation.metrics import MetricsLog, read_metrics_log
@@ -32,29 +32,13 @@ class TokenDataConfig:
 
 
 @dataclass
-class TokenRunConfig:
+class TokenRunConfig(SectionedConfig):
+    SECTIONS = {"model": TokenModelConfig, "data": TokenDataConfig, "train": TrainConfig}
+    BASE = {"train": TOKEN_TRAIN_DEFAULTS}  # a partial config's train section starts from the token defaults
+
     model: TokenModelConfig = field(default_factory=TokenModelConfig)
     data: TokenDataConfig = field(default_factory=TokenDataConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(**TOKEN_TRAIN_DEFAULTS))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TokenRunConfig":
-        sections = {"model": TokenModelConfig, "data": TokenDataConfig, "train": TrainConfig}
-        unknown = set(d) - set(sections)
-        if unknown:
-            raise LmClassifyError(f"unknown config section(s): {', '.join(sorted(unknown))}")
-        base = {"train": TOKEN_TRAIN_DEFAULTS}  # a saved config holds every key; a partial one starts here
-        return cls(**{k: _build(t, {**base.get(k, {}), **d.get(k, {})}, k) for k, t in sections.items()})
-
-    def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> "TokenRunConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def apply_token_recipe(cfg: TokenRunConfig, overrides: Optional[dict] = None) -> TokenRunConfig:
