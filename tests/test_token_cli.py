@@ -36,7 +36,7 @@ def _write(path: Path, tokens, tags) -> Path:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     if not (WNUT / "wnut17train.conll").is_file():
-        pytest.skip(f"wnut17 not found under {DATA}")
+        pytest.skip(f"wnut17 not found under {WNUT.parent}")
     d = tmp_path_factory.mktemp("wnut-slice")
     train = read_conll(WNUT / "wnut17train.conll").subset(range(100))
     known = set(tag_set(train.tags))
@@ -80,6 +80,43 @@ def test_train_tokens_writes_a_complete_directory(trained):
 
     assert TokenRunConfig.load(out / "training_config.json").model.crf == crf
     assert "entity_f1" in (out / "report.md").read_text()
+
+
+def _easy_entities(n: int, seed: int):
+    """Sentences where a few fixed words are always entities: learnable in a few epochs."""
+    import random
+
+    rnd = random.Random(seed)
+    words, ents = ["the", "we", "went", "to", "see", "a", "big", "old", "house", "today"], \
+        {"Paris": "location", "London": "location", "Obama": "person", "Merkel": "person"}
+    tokens, tags = [], []
+    for _ in range(n):
+        ws = rnd.choices(words, k=6)
+        name = rnd.choice(sorted(ents))
+        at = rnd.randrange(len(ws) + 1)
+        tokens.append(ws[:at] + [name] + ws[at:])
+        tags.append(["O"] * at + [f"B-{ents[name]}"] + ["O"] * (len(ws) - at))
+    return tokens, tags
+
+
+def test_best_weights_by_entity_f1(tiny_bert_dir, tmp_path):
+    """--monitor val_entity_f1 keeps the evaluation with the highest entity F1, and the
+    saved validation metrics are those of the kept weights."""
+    train = _write(tmp_path / "train.conll", *_easy_entities(160, 1))
+    dev = _write(tmp_path / "dev.conll", *_easy_entities(40, 2))
+    out = tmp_path / "m"
+    assert main(["train-tokens", "--train", str(train), "--validation", str(dev), "--model", str(tiny_bert_dir),
+                 "--output", str(out), "--epochs", "5", "--batch-size", "8", "--lr", "2e-2", "--seed", "7",
+                 "--train-layers", "all", "--monitor", "val_entity_f1"]) == 0
+    log = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    m = json.loads((out / "metrics.json").read_text())
+    scores = [r["val_entity_f1"] for r in log]
+    best = log[scores.index(max(scores))]  # the first of equal scores: later ones are no improvement
+    assert best["val_entity_f1"] > 0.5  # it learns the entities
+    assert best["step"] != min(log, key=lambda r: r["val_loss"])["step"]  # val_loss would keep other weights
+    assert m["best_step"] == best["step"]
+    assert m["validation"]["entity_f1"] == pytest.approx(best["val_entity_f1"], abs=1e-6)
+    assert m["validation"]["loss"] == pytest.approx(best["val_loss"], rel=1e-4)
 
 
 def test_evaluate_tokens_reproduces_the_test_metrics(trained, data, tmp_path):

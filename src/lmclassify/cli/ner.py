@@ -48,8 +48,10 @@ def add_parsers(sub) -> None:
     t.add_argument("--seed", type=int, default=123)
     t.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default: each epoch)")
     t.add_argument("--patience", type=int, default=None, help="early stopping after N evaluations without improvement")
-    t.add_argument("--monitor", default="val_loss", choices=["val_loss", "val_accuracy", "val_f1_macro"],
-                   help="val_f1_macro is the macro entity F1 over types; val_accuracy is per word")
+    t.add_argument("--monitor", default="val_loss",
+                   choices=["val_loss", "val_entity_f1", "val_f1_macro", "val_accuracy"],
+                   help="val_entity_f1: micro F1 over entities (seqeval); val_f1_macro: its mean over entity "
+                        "types; val_accuracy: per word")
     t.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last weights, not the best")
     t.add_argument("--no-feature-cache", dest="feature_cache", action="store_false")
     t.add_argument("--device", default="auto")

@@ -71,6 +71,12 @@ class TokenTask:
     """Per-word tags; cross-entropy over first pieces, or the CRF's negative log-likelihood."""
 
     name = "token_classification"
+    # What the loop logs per evaluation as val_<key>, and --monitor may name.
+    record_keys = ("loss", "accuracy", "f1_macro", "entity_f1", "entity_precision", "entity_recall")
+
+    @staticmethod
+    def higher_is_better(monitor: str) -> bool:
+        return monitor != "val_loss"
 
     def __init__(self, tags: Sequence[str], crf=None):
         self.tags = list(tags)
