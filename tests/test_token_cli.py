@@ -262,6 +262,11 @@ def test_recipe_defaults_and_explicit_options(tmp_path):
                                    "-o", "x"])
     cfg = config_from_args(a)
     assert (cfg.train.epochs, cfg.train.learning_rate, cfg.train.schedule) == (1, 2e-4, "linear")
+    assert cfg.train.monitor == "val_entity_f1"  # the recipe's metric keeps the best weights
+    plain = config_from_args(build_parser().parse_args(["train-tokens", "--train", "t.conll", "-o", "x"]))
+    assert plain.train.monitor == "val_loss"
+    given = build_parser().parse_args(["train-tokens", "--recipe", "wnut17", "--monitor", "val_loss", "-o", "x"])
+    assert config_from_args(given).train.monitor == "val_loss"
     assert (cfg.model.name, cfg.model.crf, cfg.model.train_layers, cfg.model.max_length) == ("m", True, 2, 128)
     cfg.save(tmp_path / "c.json")
     assert TokenRunConfig.load(tmp_path / "c.json") == cfg

@@ -18,7 +18,7 @@ from ..errors import LmClassifyError
 
 # Options whose default is "not given", so a recipe's tuned defaults can fill them.
 _TRAIN_OPTS = {"epochs": int, "batch_size": int, "learning_rate": float, "weight_decay": float,
-               "schedule": str, "warmup_ratio": float}
+               "schedule": str, "warmup_ratio": float, "monitor": str}
 _MODEL_OPTS = ("model", "max_length")
 
 
@@ -48,9 +48,9 @@ def add_parsers(sub) -> None:
     t.add_argument("--seed", type=int, default=123)
     t.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default: each epoch)")
     t.add_argument("--patience", type=int, default=None, help="early stopping after N evaluations without improvement")
-    t.add_argument("--monitor", default="val_loss",
+    t.add_argument("--monitor", default=None,
                    choices=["val_loss", "val_entity_f1", "val_f1_macro", "val_accuracy"],
-                   help="val_entity_f1: micro F1 over entities (seqeval); val_f1_macro: its mean over entity "
+                   help="default val_loss, or the recipe's metric; val_entity_f1: micro F1 over entities (seqeval); val_f1_macro: its mean over entity "
                         "types; val_accuracy: per word")
     t.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last weights, not the best")
     t.add_argument("--no-feature-cache", dest="feature_cache", action="store_false")
@@ -94,7 +94,7 @@ def config_from_args(a: argparse.Namespace):
     given_train = {k: getattr(a, k) for k in _TRAIN_OPTS if getattr(a, k) is not None}
     train = TrainConfig(**{**TOKEN_TRAIN_DEFAULTS, **given_train}, grad_accum=a.grad_accum,
                         max_grad_norm=a.max_grad_norm or None, seed=a.seed, eval_every=a.eval_every,
-                        patience=a.patience, monitor=a.monitor, keep_best=a.keep_best,
+                        patience=a.patience, keep_best=a.keep_best,
                         feature_cache=a.feature_cache, device=a.device, eval_batch_size=64)
     data = TokenDataConfig(recipe=a.recipe, train=a.train_file, validation=a.validation, test=a.test)
     cfg = TokenRunConfig(model=TokenModelConfig(**given_model), data=data, train=train)
