@@ -62,6 +62,7 @@ class TrainConfig:
     feature_cache: bool = True
     eval_batch_size: int = 64
     device: str = "auto"
+    compile: bool = False  # torch.compile the training forward (pays off on GPU and long runs)
 
 
 class SectionedConfig:

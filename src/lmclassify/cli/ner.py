@@ -54,6 +54,8 @@ def add_parsers(sub) -> None:
                         "types; val_accuracy: per word")
     t.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last weights, not the best")
     t.add_argument("--no-feature-cache", dest="feature_cache", action="store_false")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile the training forward: worth its start-up cost on a GPU or a long run")
     t.add_argument("--device", default="auto")
     p.add_argument("--output", "-o", required=True, help="output model directory")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
@@ -95,7 +97,7 @@ def config_from_args(a: argparse.Namespace):
     train = TrainConfig(**{**TOKEN_TRAIN_DEFAULTS, **given_train}, grad_accum=a.grad_accum,
                         max_grad_norm=a.max_grad_norm or None, seed=a.seed, eval_every=a.eval_every,
                         patience=a.patience, keep_best=a.keep_best,
-                        feature_cache=a.feature_cache, device=a.device, eval_batch_size=64)
+                        feature_cache=a.feature_cache, compile=a.compile, device=a.device, eval_batch_size=64)
     data = TokenDataConfig(recipe=a.recipe, train=a.train_file, validation=a.validation, test=a.test)
     cfg = TokenRunConfig(model=TokenModelConfig(**given_model), data=data, train=train)
     return apply_token_recipe(cfg, {"model": given_model, "train": given_train})

@@ -65,6 +65,8 @@ def add_parser(sub) -> None:
                                            "comma-separated, in sorted class order")
     t.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last weights, not the best")
     t.add_argument("--no-feature-cache", dest="feature_cache", action="store_false")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile the training forward: worth its start-up cost on a GPU or a long run")
     t.add_argument("--device", default="auto")
     p.add_argument("--output", "-o", required=True, help="output model directory")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
@@ -85,7 +87,7 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
     train = TrainConfig(grad_accum=a.grad_accum,
                         max_grad_norm=a.max_grad_norm or None, seed=a.seed, eval_every=a.eval_every,
                         patience=a.patience, keep_best=a.keep_best,
-                        feature_cache=a.feature_cache, device=a.device, class_weights=a.class_weights,
+                        feature_cache=a.feature_cache, compile=a.compile, device=a.device, class_weights=a.class_weights,
                         **given_train)
     overrides = {"train": given_train, "model": {}, "data": {}}
     for key in ("max_length", "task"):  # given options win over a recipe's

@@ -81,6 +81,8 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
     sched = get_scheduler(SCHEDULES[cfg.schedule], opt, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
                           num_training_steps=total_steps)
     params = [p for p in model.parameters() if p.requires_grad]
+    # Batches vary in length: dynamic shapes compile once instead of once per length.
+    forward = torch.compile(model, dynamic=True) if cfg.compile else model
     # What the task says about its metrics (training/tasks.py:Task); a task object without
     # these facts gets the classification defaults.
     higher = task.higher_is_better(cfg.monitor) if hasattr(task, "higher_is_better") else cfg.monitor != "val_loss"
@@ -125,7 +127,7 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
         for i, (idx, batch) in enumerate(bar):
             batch = _to(batch, device)
             with _autocast(device):
-                logits = model(**_model_inputs(batch))
+                logits = forward(**_model_inputs(batch))
             loss = task.loss(logits, batch["labels"])
             (loss / cfg.grad_accum).backward()
             n = len(idx)
