@@ -259,7 +259,8 @@ def summarise(res: dict, a: argparse.Namespace, gf: float) -> None:
         out["ratios"]["lmclassify_over_floor"] = ours["train_seconds"] / out["floor_seconds"]
         out["ratios"]["predict_over_pipeline"] = ours["predict_texts_per_second"] / ours["pipeline_texts_per_second"]
     if "scaling" in res:
-        pts = [(int(n), v["seconds"]) for n, v in res["scaling"].items()]
+        sizes = {n: v for n, v in res["scaling"].items() if n.isdigit()}  # not the child's wall_seconds
+        pts = [(int(n), v["seconds"]) for n, v in sizes.items()]
         if len(pts) >= 2:
             xs, ys = [math.log(n) for n, _ in pts], [math.log(s) for _, s in pts]
             mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
@@ -277,7 +278,7 @@ def summarise(res: dict, a: argparse.Namespace, gf: float) -> None:
                   f"(fp32 {100 * ours['fp32_test_accuracy']:.2f} %).")
     if "scaling" in res:
         table += "\n\n" + md_table(["train texts", "tokens", "seconds (1 epoch, cache included)"],
-                                   [[n, v["tokens"], round(v["seconds"], 1)] for n, v in res["scaling"].items()])
+                                   [[n, v["tokens"], round(v["seconds"], 1)] for n, v in sizes.items()])
         if "scaling_exponent" in out:
             table += f"\n\ngrowth exponent: {out['scaling_exponent']:.2f}"
     path = write_results("speed", out, table, a.output)

@@ -145,19 +145,35 @@ def test_bad_input_is_one_line_and_leaves_no_output(tmp_path, tiny_gpt2_dir, cas
     assert not list(tmp_path.glob(".out.tmp-*"))
 
 
-def test_evaluate_and_int8_quantized_predictions(trained, tmp_path, capsys):
+def test_evaluate_and_int8_on_a_model_without_linear_blocks(trained, tmp_path, capsys):
     out, data = trained
     assert main(["evaluate", str(out), "--data", str(data), "--output", str(tmp_path / "m.json")]) == 0
     full = json.loads((tmp_path / "m.json").read_text())
     assert full["n"] == 160 and 0 <= full["accuracy"] <= 1
+    # GPT-2's blocks are Conv1D: int8 would change nothing, and says so rather than pretend
     assert main(["evaluate", str(out), "--data", str(data), "--quantize", "int8",
-                 "--output", str(tmp_path / "q.json")]) == 0
-    q = json.loads((tmp_path / "q.json").read_text())
-    assert abs(q["accuracy"] - full["accuracy"]) <= 0.1  # int8 costs little
+                 "--output", str(tmp_path / "q.json")]) == 2
+    assert "no Linear layers" in capsys.readouterr().err and not (tmp_path / "q.json").exists()
+
+
+@pytest.mark.parametrize("fixture,kept", [("tiny_llama_dir", {"down_proj"}), ("tiny_bert_dir", set())])
+def test_int8_keeps_decoder_down_projections_and_head_in_fp32(request, fixture, kept):
+    import torch
+
     from lmclassify import TextClassifier
 
-    clf = TextClassifier.load(out, device="cpu", quantize="int8")
+    clf = TextClassifier(str(request.getfixturevalue(fixture)), epochs=1, batch_size=8, progress=False,
+                         device="cpu")
+    texts, labels = ["good film", "bad film", "great fun", "awful"] * 4, ["pos", "neg", "pos", "neg"] * 4
+    clf.fit(texts, labels)
+    before = clf.predict_proba(texts)
+    clf.quantize("int8")
+    fp32 = {n.rsplit(".", 1)[-1] for n, m in clf.module_.named_modules()
+            if type(m) is torch.nn.Linear and m is not clf.module_.head}
+    assert fp32 == kept
+    assert type(clf.module_.head) is torch.nn.Linear  # the head stays exact
     assert "DynamicQuantizedLinear" in repr(clf.module_)
+    assert abs(clf.predict_proba(texts) - before).max() < 0.1
 
 
 def test_zero_shot_scores_next_token_probabilities(tiny_llama_dir):

@@ -167,15 +167,32 @@ class TextClassifier:
         return clf
 
     def quantize(self, kind: str = "int8") -> "TextClassifier":
+        """Dynamic int8 Linear layers (CPU). Decoders keep their MLP down projections
+        (intermediate width -> hidden) and the head in fp32: the down projections' inputs
+        carry the massive activations of deep decoders (abs-max ~3,000 vs RMS ~9 in SmolLM2),
+        which per-tensor int8 crushes. SmolLM2 on SMS spam: all layers 97.3 % -> 67 %; with
+        these kept in fp32 97.3 % -> 97.3 % at ~2x the fp32 speed (bench/speed.py)."""
         import warnings
 
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+        from .models.backbone import is_encoder
 
         if kind != "int8":
             raise LmClassifyError(f"unknown quantization {kind!r}; only 'int8' is supported")
         if self.device_.type != "cpu":
             raise LmClassifyError("int8 dynamic quantization runs on the CPU only; use --device cpu")
+        config = self.module_.hf.config.get_text_config()
+        # The MLP's down projection reads the intermediate width (Llama/Qwen/Gemma/Mistral).
+        inter = None if is_encoder(config) else getattr(config, "intermediate_size", None)
+        head = {id(m) for m in self.module_.head.modules()}
+        spec = {name: default_dynamic_qconfig for name, m in self.module_.named_modules()
+                if isinstance(m, torch.nn.Linear) and id(m) not in head
+                and not (inter and m.in_features == inter > m.out_features)}
+        if not spec:  # e.g. GPT-2, whose blocks are Conv1D: int8 would silently change nothing
+            raise LmClassifyError(f"int8: this {self.module_.hf.config.model_type} model has no Linear layers "
+                                  f"that dynamic quantization can replace")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's deprecation notice for quantized tensors
-            self.module_ = quantize_dynamic(self.module_, {torch.nn.Linear}, dtype=torch.qint8)
+            self.module_ = quantize_dynamic(self.module_, spec, dtype=torch.qint8)
         return self

@@ -7,10 +7,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from typing import Optional, Sequence
 
 from ..errors import LmClassifyError
-
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,7 @@ def quiet_transformers() -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_transformers()
+    warnings.formatwarning = lambda msg, *_, **__: f"lmclassify: warning: {msg}\n"  # one line, no source echo
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

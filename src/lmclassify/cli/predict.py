@@ -24,8 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
-    p.add_argument("--quantize", choices=["int8"], help="dynamic int8 linear layers (CPU): faster, but less exact (little on encoders, "
-                        "much on decoders with massive activations); measure with evaluate --quantize int8")
+    p.add_argument("--quantize", choices=["int8"],
+                   help="dynamic int8 linear layers (CPU; decoders keep MLP down projections in fp32): "
+                        "faster, slightly less exact; measure with evaluate --quantize int8")
     p.set_defaults(func=run)
 
 
