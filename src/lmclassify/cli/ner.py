@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ..errors import LmClassifyError
+from .options import add_training_options
 
 # Options whose default is "not given", so a recipe's tuned defaults can fill them.
 _TRAIN_OPTS = {"epochs": int, "batch_size": int, "learning_rate": float, "weight_decay": float,
@@ -36,29 +37,10 @@ def add_parsers(sub) -> None:
     m.add_argument("--crf", action="store_true", help="a CRF over the word scores (learned transitions, Viterbi)")
     m.add_argument("--train-layers", default=None, help="N last blocks (+ head), 'all' or 'head' (default 2)")
     m.add_argument("--max-length", type=int, help="pieces per sentence; words past it are tagged O (default 128)")
-    t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--learning-rate", "--lr", type=float)
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--schedule", choices=["constant", "linear", "cosine"])
-    t.add_argument("--warmup-ratio", type=float)
-    t.add_argument("--grad-accum", type=int, default=1)
-    t.add_argument("--max-grad-norm", type=float, default=1.0, help="0 disables clipping")
-    t.add_argument("--seed", type=int, default=123)
-    t.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default: each epoch)")
-    t.add_argument("--patience", type=int, default=None, help="early stopping after N evaluations without improvement")
-    t.add_argument("--monitor", default=None,
-                   choices=["val_loss", "val_entity_f1", "val_f1_macro", "val_accuracy"],
-                   help="default val_loss, or the recipe's metric; val_entity_f1: micro F1 over entities (seqeval); val_f1_macro: its mean over entity "
-                        "types; val_accuracy: per word")
-    t.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last weights, not the best")
-    t.add_argument("--no-feature-cache", dest="feature_cache", action="store_false")
-    t.add_argument("--compile", action="store_true",
-                   help="torch.compile the training forward: worth its start-up cost on a GPU or a long run")
-    t.add_argument("--device", default="auto")
-    p.add_argument("--output", "-o", required=True, help="output model directory")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    add_training_options(p, monitor_choices=["val_loss", "val_entity_f1", "val_f1_macro", "val_accuracy"],
+                         monitor_help="default val_loss, or the recipe's metric; val_entity_f1: micro F1 over "
+                                      "entities (seqeval); val_f1_macro: its mean over entity types; "
+                                      "val_accuracy: per word")
     p.set_defaults(func=run_train)
 
     p = sub.add_parser("evaluate-tokens", help="score a token classifier on a CoNLL file", description=__doc__,

@@ -5,6 +5,7 @@ import argparse
 import json
 
 from ..config import DataConfig, ModelConfig, RunConfig, TrainConfig, parse_train_layers
+from .options import add_training_options
 
 # Options whose default is "not given", so a recipe's published defaults can fill them.
 _TRAIN_OPTS = {"epochs": int, "batch_size": int, "learning_rate": float, "weight_decay": float, "schedule": str,
@@ -46,30 +47,11 @@ def add_parser(sub) -> None:
                    help="text pairs: joint (one sequence) or siamese (each text alone, head on [u, v, |u-v|])")
     m.add_argument("--input-template", choices=["auto", "chat", "none"], default="auto",
                    help="auto: decoders with a chat template read each text as a user turn")
-    t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--learning-rate", "--lr", type=float)
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--schedule", choices=["constant", "linear", "cosine"], default=None, help="default constant")
-    t.add_argument("--warmup-ratio", type=float, default=None, help="default 0")
-    t.add_argument("--grad-accum", type=int, default=1)
-    t.add_argument("--max-grad-norm", type=float, default=1.0, help="0 disables clipping")
-    t.add_argument("--seed", type=int, default=123)
-    t.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default: each epoch)")
-    t.add_argument("--patience", type=int, default=None, help="early stopping after N evaluations without improvement")
-    t.add_argument("--monitor", default=None,
-                   help="early stopping / best weights: val_loss (default, or the recipe's metric), or "
-                        "val_<metric> of the task (val_accuracy, val_f1_macro, val_f1, val_f1_micro, val_pearson, ...)")
+    t = add_training_options(p, monitor_help="early stopping / best weights: val_loss (default, or the recipe's "
+                                             "metric), or val_<metric> of the task (val_accuracy, val_f1_macro, "
+                                             "val_f1, val_f1_micro, val_pearson, ...)")
     t.add_argument("--class-weights", help="'auto' (inverse class frequency) or one weight per class, "
                                            "comma-separated, in sorted class order")
-    t.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last weights, not the best")
-    t.add_argument("--no-feature-cache", dest="feature_cache", action="store_false")
-    t.add_argument("--compile", action="store_true",
-                   help="torch.compile the training forward: worth its start-up cost on a GPU or a long run")
-    t.add_argument("--device", default="auto")
-    p.add_argument("--output", "-o", required=True, help="output model directory")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.set_defaults(func=run)
 
 
