@@ -16,13 +16,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def spam_split(seed: int = 123):
-    """The recipe's split: balanced 747/747, 70/10/20 -> 1045/149/300."""
+def recipe_split(recipe: str, seed: int = 123):
+    """(train, validation, test) Examples exactly as ``lmclassify train --recipe`` reads them."""
     from lmclassify.config import DataConfig, RunConfig
     from lmclassify.training.run import apply_recipe, load_splits
 
-    cfg = apply_recipe(RunConfig(data=DataConfig(recipe="sms-spam")))
+    cfg = apply_recipe(RunConfig(data=DataConfig(recipe=recipe)))
     return load_splits(cfg.data, seed)
+
+
+def spam_split(seed: int = 123):
+    """The recipe's split: balanced 747/747, 70/10/20 -> 1045/149/300."""
+    return recipe_split("sms-spam", seed)
 
 
 def peak_rss_mb() -> float:

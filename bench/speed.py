@@ -100,7 +100,8 @@ def _inference(clf, test) -> dict:
     acc = lambda labels: sum(str(a) == str(b) for a, b in zip(labels, test.labels)) / len(test)  # noqa: E731
     return {"predict_texts_per_second": len(test) / t_ours, "pipeline_texts_per_second": len(test) / t_pipe,
             "pipeline_label_agreement": agree, "int8_texts_per_second": len(test) / t_q,
-            "int8_test_accuracy": acc(q_labels), "fp32_test_accuracy": acc(ours_labels)}
+            "int8_test_accuracy": acc(q_labels), "fp32_test_accuracy": acc(ours_labels),
+            "int8_fp32_label_agreement": sum(a == b for a, b in zip(q_labels, ours_labels)) / len(test)}
 
 
 def contender_hf_trainer(epochs: int) -> dict:
@@ -258,6 +259,7 @@ def summarise(res: dict, a: argparse.Namespace, gf: float) -> None:
                          for n in ("hf_trainer", "book_loop") if n in res}
         out["ratios"]["lmclassify_over_floor"] = ours["train_seconds"] / out["floor_seconds"]
         out["ratios"]["predict_over_pipeline"] = ours["predict_texts_per_second"] / ours["pipeline_texts_per_second"]
+        out["ratios"]["int8_predict_over_pipeline"] = ours["int8_texts_per_second"] / ours["pipeline_texts_per_second"]
     if "scaling" in res:
         sizes = {n: v for n, v in res["scaling"].items() if n.isdigit()}  # not the child's wall_seconds
         pts = [(int(n), v["seconds"]) for n, v in sizes.items()]
@@ -275,7 +277,8 @@ def summarise(res: dict, a: argparse.Namespace, gf: float) -> None:
                   f"pipeline {ours['pipeline_texts_per_second']:.1f} texts/s; labels agree on "
                   f"{100 * ours['pipeline_label_agreement']:.1f} %. With --quantize int8: "
                   f"{ours['int8_texts_per_second']:.1f} texts/s, test accuracy {100 * ours['int8_test_accuracy']:.2f} % "
-                  f"(fp32 {100 * ours['fp32_test_accuracy']:.2f} %).")
+                  f"(fp32 {100 * ours['fp32_test_accuracy']:.2f} %), labels agree with fp32 on "
+                  f"{100 * ours.get('int8_fp32_label_agreement', float('nan')):.1f} %.")
     if "scaling" in res:
         table += "\n\n" + md_table(["train texts", "tokens", "seconds (1 epoch, cache included)"],
                                    [[n, v["tokens"], round(v["seconds"], 1)] for n, v in sizes.items()])

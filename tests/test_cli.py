@@ -145,22 +145,24 @@ def test_bad_input_is_one_line_and_leaves_no_output(tmp_path, tiny_gpt2_dir, cas
     assert not list(tmp_path.glob(".out.tmp-*"))
 
 
-def test_evaluate_and_int8_on_a_model_without_linear_blocks(trained, tmp_path, capsys):
+def test_evaluate_fp32_and_int8_on_gpt2_conv1d_blocks(trained, tmp_path):
     out, data = trained
     assert main(["evaluate", str(out), "--data", str(data), "--output", str(tmp_path / "m.json")]) == 0
     full = json.loads((tmp_path / "m.json").read_text())
     assert full["n"] == 160 and 0 <= full["accuracy"] <= 1
-    # GPT-2's blocks are Conv1D: int8 would change nothing, and says so rather than pretend
+    # GPT-2's blocks are transformers Conv1D, not nn.Linear: int8 must cover them too
     assert main(["evaluate", str(out), "--data", str(data), "--quantize", "int8",
-                 "--output", str(tmp_path / "q.json")]) == 2
-    assert "no Linear layers" in capsys.readouterr().err and not (tmp_path / "q.json").exists()
+                 "--output", str(tmp_path / "q.json")]) == 0
+    q = json.loads((tmp_path / "q.json").read_text())
+    assert q["n"] == 160 and abs(q["accuracy"] - full["accuracy"]) <= 0.05
 
 
-@pytest.mark.parametrize("fixture,kept", [("tiny_llama_dir", {"down_proj"}), ("tiny_bert_dir", set())])
-def test_int8_keeps_decoder_down_projections_and_head_in_fp32(request, fixture, kept):
+@pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_bert_dir", "tiny_gpt2_dir"])
+def test_int8_replaces_every_layer_but_the_head(request, fixture, tmp_path):
     import torch
 
-    from lmclassify import TextClassifier
+    from lmclassify import LmClassifyError, TextClassifier
+    from lmclassify.models.int8 import Int8Linear
 
     clf = TextClassifier(str(request.getfixturevalue(fixture)), epochs=1, batch_size=8, progress=False,
                          device="cpu")
@@ -168,12 +170,20 @@ def test_int8_keeps_decoder_down_projections_and_head_in_fp32(request, fixture, 
     clf.fit(texts, labels)
     before = clf.predict_proba(texts)
     clf.quantize("int8")
-    fp32 = {n.rsplit(".", 1)[-1] for n, m in clf.module_.named_modules()
-            if type(m) is torch.nn.Linear and m is not clf.module_.head}
-    assert fp32 == kept
-    assert type(clf.module_.head) is torch.nn.Linear  # the head stays exact
-    assert "DynamicQuantizedLinear" in repr(clf.module_)
-    assert abs(clf.predict_proba(texts) - before).max() < 0.1
+    left = [n for n, m in clf.module_.named_modules()
+            if isinstance(m, torch.nn.Linear) and m is not clf.module_.head or type(m).__name__ == "Conv1D"]
+    assert left == []
+    int8 = {n: m for n, m in clf.module_.named_modules() if isinstance(m, Int8Linear)}
+    assert int8 and type(clf.module_.head) is torch.nn.Linear  # the head stays exact
+    # only the MLP output projections (inner width -> hidden) keep exact outlier rows
+    exact = sorted(n for n, m in int8.items() if m.weight_fp32 is not None)
+    suffix = {"tiny_llama_dir": "mlp.down_proj", "tiny_bert_dir": "output.dense", "tiny_gpt2_dir": "mlp.c_proj"}
+    assert len(exact) == clf.module_.backbone.n_layers
+    assert all(n.endswith(suffix[fixture]) and "attention" not in n for n in exact)
+    assert abs(clf.predict_proba(texts) - before).max() < 0.05
+    with pytest.raises(LmClassifyError, match="inference only"):
+        clf.save(tmp_path / "q")
+    assert not (tmp_path / "q").exists()
 
 
 def test_zero_shot_scores_next_token_probabilities(tiny_llama_dir):

@@ -74,6 +74,7 @@ class TextClassifier:
             input_template=mc.input_template, head=mc.head, problem_type=self.task_.name,
             siamese=self.pairs_ and mc.pair_mode == "siamese")
         self.module_.to(self.device_)
+        self.quantized_ = None
         self.pair_template_ = None if self.module_.backbone.encoder else DECODER_PAIR_TEMPLATE
         trainable, total = self.module_.parameter_counts()
         self.parameter_counts_ = {"trainable": trainable, "total": total}
@@ -153,12 +154,14 @@ class TextClassifier:
         from .artifacts import save_model_dir
 
         self._check_fitted()
+        if getattr(self, "quantized_", None):
+            raise LmClassifyError("an int8 model is for inference only; save the model before quantize()")
         return save_model_dir(Path(directory), self, **extra)
 
     @classmethod
     def load(cls, directory: Path, device: str = "auto", quantize: Optional[str] = None) -> "TextClassifier":
-        """Load a saved model directory; ``quantize="int8"`` swaps every Linear layer for a
-        dynamically quantised int8 one (CPU inference only; see bench/speed.py for what it costs)."""
+        """Load a saved model directory; ``quantize="int8"`` makes it an int8 model for CPU
+        inference (see ``quantize``)."""
         from .artifacts import load_into
 
         clf = load_into(cls.__new__(cls), Path(directory), pick_device(device))
@@ -167,32 +170,19 @@ class TextClassifier:
         return clf
 
     def quantize(self, kind: str = "int8") -> "TextClassifier":
-        """Dynamic int8 Linear layers (CPU). Decoders keep their MLP down projections
-        (intermediate width -> hidden) and the head in fp32: the down projections' inputs
-        carry the massive activations of deep decoders (abs-max ~3,000 vs RMS ~9 in SmolLM2),
-        which per-tensor int8 crushes. SmolLM2 on SMS spam: all layers 97.3 % -> 67 %; with
-        these kept in fp32 97.3 % -> 97.3 % at ~2x the fp32 speed (bench/speed.py)."""
-        import warnings
-
-        from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
-
-        from .models.backbone import is_encoder
+        """int8 weights and per-token int8 activations in every Linear/Conv1D but the head
+        (CPU inference; ``models/int8.py`` says why not torch's dynamic quantization).
+        SmolLM2 on SMS spam: same labels as fp32 on 300/300 test texts (bench/speed.py)."""
+        from .models.int8 import quantize_int8
 
         if kind != "int8":
             raise LmClassifyError(f"unknown quantization {kind!r}; only 'int8' is supported")
         if self.device_.type != "cpu":
-            raise LmClassifyError("int8 dynamic quantization runs on the CPU only; use --device cpu")
-        config = self.module_.hf.config.get_text_config()
-        # The MLP's down projection reads the intermediate width (Llama/Qwen/Gemma/Mistral).
-        inter = None if is_encoder(config) else getattr(config, "intermediate_size", None)
-        head = {id(m) for m in self.module_.head.modules()}
-        spec = {name: default_dynamic_qconfig for name, m in self.module_.named_modules()
-                if isinstance(m, torch.nn.Linear) and id(m) not in head
-                and not (inter and m.in_features == inter > m.out_features)}
-        if not spec:  # e.g. GPT-2, whose blocks are Conv1D: int8 would silently change nothing
-            raise LmClassifyError(f"int8: this {self.module_.hf.config.model_type} model has no Linear layers "
-                                  f"that dynamic quantization can replace")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's deprecation notice for quantized tensors
-            self.module_ = quantize_dynamic(self.module_, spec, dtype=torch.qint8)
+            raise LmClassifyError("int8 quantization runs on the CPU only; use --device cpu")
+        if not hasattr(torch, "_int_mm"):
+            raise LmClassifyError(f"int8 needs torch._int_mm, which torch {torch.__version__} lacks")
+        if not quantize_int8(self.module_, keep={id(m) for m in self.module_.head.modules()}):
+            raise LmClassifyError(f"int8: this {self.module_.hf.config.model_type} model has no linear layers "
+                                  f"to quantize")
+        self.quantized_ = kind
         return self

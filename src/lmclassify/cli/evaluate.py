@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--label-column", default="label")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
-    p.add_argument("--quantize", choices=["int8"])
+    p.add_argument("--quantize", choices=["int8"], help="evaluate the int8 model (CPU): what int8 costs on your data")
     p.add_argument("--output", "-o", help="write the metrics as JSON here")
     p.set_defaults(func=run)
 
