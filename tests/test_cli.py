@@ -180,7 +180,9 @@ def test_int8_replaces_every_layer_but_the_head(request, fixture, tmp_path):
     suffix = {"tiny_llama_dir": "mlp.down_proj", "tiny_bert_dir": "output.dense", "tiny_gpt2_dir": "mlp.c_proj"}
     assert len(exact) == clf.module_.backbone.n_layers
     assert all(n.endswith(suffix[fixture]) and "attention" not in n for n in exact)
-    assert abs(clf.predict_proba(texts) - before).max() < 0.05
+    after = clf.predict_proba(texts)
+    assert abs(after - before).max() < 0.05
+    assert (clf.quantize("int8").predict_proba(texts) == after).all()  # quantizing twice changes nothing
     with pytest.raises(LmClassifyError, match="inference only"):
         clf.save(tmp_path / "q")
     assert not (tmp_path / "q").exists()

@@ -74,7 +74,6 @@ class TextClassifier:
             input_template=mc.input_template, head=mc.head, problem_type=self.task_.name,
             siamese=self.pairs_ and mc.pair_mode == "siamese")
         self.module_.to(self.device_)
-        self.quantized_ = None
         self.pair_template_ = None if self.module_.backbone.encoder else DECODER_PAIR_TEMPLATE
         trainable, total = self.module_.parameter_counts()
         self.parameter_counts_ = {"trainable": trainable, "total": total}
@@ -154,7 +153,7 @@ class TextClassifier:
         from .artifacts import save_model_dir
 
         self._check_fitted()
-        if getattr(self, "quantized_", None):
+        if self._is_int8():
             raise LmClassifyError("an int8 model is for inference only; save the model before quantize()")
         return save_model_dir(Path(directory), self, **extra)
 
@@ -181,8 +180,14 @@ class TextClassifier:
             raise LmClassifyError("int8 quantization runs on the CPU only; use --device cpu")
         if not hasattr(torch, "_int_mm"):
             raise LmClassifyError(f"int8 needs torch._int_mm, which torch {torch.__version__} lacks")
+        if self._is_int8():
+            return self
         if not quantize_int8(self.module_, keep={id(m) for m in self.module_.head.modules()}):
             raise LmClassifyError(f"int8: this {self.module_.hf.config.model_type} model has no linear layers "
                                   f"to quantize")
-        self.quantized_ = kind
         return self
+
+    def _is_int8(self) -> bool:
+        from .models.int8 import Int8Linear
+
+        return any(isinstance(m, Int8Linear) for m in self.module_.modules())
