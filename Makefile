@@ -33,6 +33,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 bench: install
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/spam_recipe.py
 	$(PY) bench/speed.py
 

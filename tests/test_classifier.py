@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lmclassify.data.batching import collate, encode
-from lmclassify.models.load import build_classifier
+from helpers import build_classifier
 from lmclassify.models.pooling import last_token_index, pool_cls, pool_max, pool_mean
 
 TEXTS = ["Free entry in 2 a wkly comp to win FA Cup final tkts", "Ok lar... Joking wif u oni",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lmclassify.data.conll import (CONLL_RECIPES, encode_tags, get_conll_recipe, joined_offsets, parse_conll,
+from lmclassify.data.recipes import RECIPES, get_recipe
+from lmclassify.tasks import TokenLabels
+from lmclassify.data.conll import (joined_offsets, parse_conll,
                                    read_conll, split_words, tag_set)
 from lmclassify.errors import LmClassifyError
 
@@ -55,13 +57,14 @@ def test_unlabelled_reading_for_prediction():
 def test_tag_set_order_and_unseen_tag_error():
     tags = [["B-person", "I-person", "O"], ["B-location"]]
     assert tag_set(tags) == ["O", "B-location", "B-person", "I-person"]
-    known = {t: i for i, t in enumerate(tag_set(tags))}
+    task = TokenLabels.fit(tags)
+    assert task.tags == tag_set(tags)
     test = parse_conll("a\tO\nb\tB-product\n\nc\tI-product\n", "test.conll")
     with pytest.raises(LmClassifyError) as e:
-        encode_tags(test, known, "test")
+        task.encode_labels(test.labels, where=test.where)
     msg = str(e.value)
-    assert "test split test.conll" in msg and "'B-product' (line 2)" in msg and "'I-product' (line 4)" in msg
-    assert encode_tags(parse_conll("a\tB-person\nb\tO\n"), known) == [[2, 0]]
+    assert "'B-product' (line 2)" in msg and "'I-product' (line 4)" in msg and "not seen in the training" in msg
+    assert task.encode_labels(parse_conll("a\tB-person\nb\tO\n").labels) == [[2, 0]]
 
 
 def test_offsets():
@@ -71,20 +74,21 @@ def test_offsets():
 
 
 def test_wnut17_recipe_reads_the_published_files():
-    r = get_conll_recipe("wnut17")
+    r = get_recipe("wnut17")
+    assert r.task == "token"
     try:
-        train, dev, test = r.load()
+        train, dev, test = r.load_splits(123)
     except LmClassifyError as e:
         pytest.skip(str(e))
     assert (len(train), len(dev), len(test)) == (3394, 1009, 1287)
     assert tag_set(train.tags) == tag_set(test.tags) == ["O"] + [f"{p}-{t}" for t in (
         "corporation", "creative-work", "group", "location", "person", "product") for p in "BI"]
-    with pytest.raises(LmClassifyError, match="unknown token-classification recipe 'nope'; known: wnut17"):
-        get_conll_recipe("nope")
-    assert set(CONLL_RECIPES) == {"wnut17"}
+    with pytest.raises(LmClassifyError, match="unknown recipe 'nope'; known recipes: .*wnut17"):
+        get_recipe("nope")
+    assert "wnut17" in RECIPES
 
 
 def test_recipe_without_data_says_where_to_put_it(monkeypatch, tmp_path):
     monkeypatch.setenv("LMCLASSIFY_DATA", str(tmp_path))
-    with pytest.raises(LmClassifyError, match=r"missing .*wnut17train.conll.*LMCLASSIFY_DATA"):
-        get_conll_recipe("wnut17").load()
+    with pytest.raises(LmClassifyError, match=r"wnut17 data not found: put wnut17train.conll.*LMCLASSIFY_DATA"):
+        get_recipe("wnut17").load_splits(123)

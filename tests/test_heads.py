@@ -8,7 +8,7 @@ import torch
 
 from lmclassify.data.batching import collate, encode
 from lmclassify.models.heads import MLPHead, make_head, siamese_features
-from lmclassify.models.load import build_classifier
+from helpers import build_classifier
 from lmclassify.training.feature_cache import build_features
 
 A = ["A man is playing a flute.", "The cat sat.", "Stocks fell sharply on Monday after the report.", "ok"]

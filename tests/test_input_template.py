@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 from lmclassify.models.input_template import apply_input_template, chat_frame
-from lmclassify.models.load import build_classifier, load_tokenizer
+from helpers import build_classifier
+from lmclassify.models.load import load_tokenizer
 
 
 def test_frame_is_one_user_turn_without_system_prompt(tiny_chat_llama_dir):
@@ -35,7 +36,7 @@ def test_pipeline_applies_the_saved_frame(tiny_chat_llama_dir, tmp_path):
     texts = ["win a free prize now", "see you at lunch", "call me", "URGENT claim your cash", "ok"] * 4
     labels = ["spam", "ham", "ham", "spam", "ham"] * 4
     clf = TextClassifier(str(tiny_chat_llama_dir), epochs=1, progress=False).fit(texts, labels)
-    assert clf.tokenizer_.lmc_input_template == "chat"
+    assert clf.input_template_ == "chat"
     clf.save(tmp_path / "m")
     assert json.loads((tmp_path / "m" / "lmclassify.json").read_text())["input_template"] == "chat"
     code = ("import json,sys; from transformers import pipeline; "

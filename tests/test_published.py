@@ -11,13 +11,14 @@ import pytest
 
 from lmclassify.data.recipes import RECIPES, get_recipe
 from lmclassify.errors import LmClassifyError
-from lmclassify.training.tasks import infer_task
+from lmclassify.tasks import infer_task
 
 DATA = Path(os.environ.get("LMCLASSIFY_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 SIZES = {"sst2": (6920, 872, 1821), "trec": (4907, 545, 500), "mrpc": (3668, 408, 1725), "rte": (2490, 277, None),
          "stsb": (5749, 1500, 1379), "goemotions": (43410, 5426, 5427)}
-FOLDERS = {"sst2": "sst2", "trec": "trec", "mrpc": "mrpc", "rte": "rte", "stsb": "stsb", "goemotions": "goemotions"}
+FOLDERS = {"sst2": "sst2", "trec": "trec", "mrpc": "mrpc", "rte": "rte", "stsb": "stsb", "goemotions": "goemotions",
+           "wnut17": "wnut17"}
 
 
 @pytest.mark.parametrize("name", sorted(SIZES))
@@ -63,10 +64,15 @@ def test_missing_data_says_where_to_put_it(tmp_path, monkeypatch, name):
 
 def test_recipe_options_fill_every_section_and_explicit_options_win():
     from lmclassify.cli import build_parser
-    from lmclassify.cli.train import config_from_args
+    from lmclassify.cli.options import config_from_args as from_args
+    from lmclassify.jobs.train import resolve
+
+    def config_from_args(a):  # what the train job runs: the recipe applied
+        return resolve(from_args(a))
 
     a = build_parser().parse_args(["train", "--recipe", "stsb", "--output", "x"])
     cfg = config_from_args(a)
+    assert cfg.model.name == "minilm-l6"  # the model the recipe was tuned with
     assert cfg.model.task == "regression" and cfg.model.max_length == 128
     assert cfg.train.schedule == "linear" and cfg.train.epochs == RECIPES["stsb"].defaults["epochs"]
     assert cfg.train.monitor == "val_pearson"  # best weights by the recipe's own metric
@@ -76,5 +82,6 @@ def test_recipe_options_fill_every_section_and_explicit_options_win():
     assert (cfg.model.max_length, cfg.train.epochs, cfg.train.schedule, cfg.model.task, cfg.train.monitor) == \
         (32, 1, "cosine", "single", "val_loss")
     cfg = config_from_args(build_parser().parse_args(["train", "--data", "f.csv", "--output", "x"]))
-    assert cfg.model.max_length == 256 and cfg.train.schedule == "constant" and cfg.model.task == "auto"
-    assert cfg.train.monitor == "val_loss"
+    # no recipe: options stay open for the model family's defaults, filled in at fit time
+    assert cfg.model.max_length is None and cfg.train.schedule is None and cfg.model.task == "auto"
+    assert cfg.train.monitor is None and cfg.model.name == "smollm2-135m"

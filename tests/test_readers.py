@@ -226,10 +226,117 @@ def test_pair_column(tmp_path):
         read_examples(p, "s1", "label", pair_column="sentence2")
 
 
-@pytest.mark.parametrize("name", ["d.xlsx", "data", "d.parquet"])
+@pytest.mark.parametrize("name", ["d.xlsx", "data", "d.feather"])
 def test_unknown_extension_names_the_supported_ones(tmp_path, name):
     p = write(tmp_path / name, "text,label\na,1\n")
     with pytest.raises(LmClassifyError, match="unsupported file type") as e:
         read_examples(p)
     msg = one_line_error(e)
     assert all(ext in msg for ext in SUPPORTED) and str(p) in msg
+
+
+# --- Parquet ---------------------------------------------------------------------------
+
+def write_parquet(p: Path, columns: dict) -> Path:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), p)
+    return p
+
+
+def test_parquet_is_supported():
+    assert ".parquet" in SUPPORTED
+
+
+def test_parquet_keeps_label_types_like_jsonl(tmp_path):
+    p = write_parquet(tmp_path / "ints.parquet", {"text": ["a", "b"], "label": [1, 0], "other": [3.5, 4.5]})
+    ex = read_examples(p)
+    assert ex.texts == ["a", "b"] and ex.labels == [1, 0] and all(type(y) is int for y in ex.labels)
+    assert ex.source == str(p)
+    p = write_parquet(tmp_path / "strs.parquet", {"text": ["a", "b"], "label": ["1", " spam"]})
+    assert read_examples(p).labels == ["1", " spam"]  # strings stay strings, as written
+    p = write_parquet(tmp_path / "floats.parquet", {"text": ["a", "b"], "label": [2.5, 1.0]})
+    labels = read_examples(p).labels
+    assert labels == [2.5, 1.0] and all(type(y) is float for y in labels)  # regression targets
+    p = write_parquet(tmp_path / "multi.parquet", {"text": ["a", "b"], "label": [["x", "y"], []]})
+    assert read_examples(p).labels == [["x", "y"], []]
+    p = write_parquet(tmp_path / "ids.parquet", {"text": ["a"], "label": [[3, 1]]})
+    assert read_examples(p).labels == [[3, 1]]
+    p = write_parquet(tmp_path / "bools.parquet", {"text": ["a", "b"], "label": [True, False]})
+    assert read_examples(p).labels == ["true", "false"]  # as JSON booleans are read
+
+
+def test_parquet_columns_pairs_and_texts(tmp_path):
+    p = write_parquet(tmp_path / "d.parquet", {"id": [7, 8], "s1": ["A man eats.", "b\u2028c"],
+                                                "s2": ["Someone eats.", "d"], "y": ["pos", "neg"]})
+    ex = read_examples(p, "s1", "y", pair_column="s2")
+    assert ex.inputs() == [("A man eats.", "Someone eats."), ("b\u2028c", "d")] and ex.labels == ["pos", "neg"]
+    assert read_texts(p, text_column="s1") == ["A man eats.", "b\u2028c"]  # no label column needed
+    assert read_texts(p, text_column="s1", pair_column="s2")[0] == ("A man eats.", "Someone eats.")
+    assert read_texts(p, text_column="id") == ["7", "8"]  # a number as text, as in JSONL
+    with pytest.raises(LmClassifyError) as e:
+        read_examples(p)
+    msg = one_line_error(e)
+    assert "no column 'text'" in msg and "'s1'" in msg and "'id'" in msg and str(p) in msg
+
+
+def test_parquet_binary_text_is_decoded(tmp_path):
+    p = write_parquet(tmp_path / "d.parquet", {"text": [b"caf\xc3\xa9", b"\xff"], "label": [1, 0]})
+    with pytest.raises(LmClassifyError, match=r"row 2: column 'text' holds bytes that are not UTF-8") as e:
+        read_examples(p)
+    assert str(p) in one_line_error(e)
+    assert read_texts(write_parquet(tmp_path / "ok.parquet", {"text": [b"caf\xc3\xa9"]})) == ["café"]
+
+
+@pytest.mark.parametrize("columns,match", [
+    ({"text": ["a", None, "c"], "label": [1, 0, 1]}, "row 2: no value in column 'text'"),
+    ({"text": ["a", "b", "c"], "label": [1, 0, None]}, "row 3: empty or missing label in column 'label'"),
+    ({"text": ["a", "b"], "label": ["x", "  "]}, "row 2: empty or missing label in column 'label'"),
+    ({"text": ["a", "b"], "label": [float("nan"), 1.5]}, "row 1: empty or missing label in column 'label'"),
+    ({"text": ["a", "b"], "label": [["x"], ["y", None]]}, "row 2: label must be a string, a number or a list"),
+    ({"text": ["a"], "label": [{"k": 1}]}, r"row 1: label must be .*got \{"),
+])
+def test_parquet_bad_rows_name_the_file_and_row(tmp_path, columns, match):
+    p = write_parquet(tmp_path / "d.parquet", columns)
+    with pytest.raises(LmClassifyError, match=match) as e:
+        read_examples(p)
+    assert one_line_error(e).startswith(f"{p}, row ")
+
+
+def test_parquet_missing_label_is_fine_for_prediction_input(tmp_path):
+    p = write_parquet(tmp_path / "d.parquet", {"text": ["a", "b"], "label": [1, None]})
+    assert read_texts(p) == ["a", "b"]
+
+
+@pytest.mark.parametrize("content", [b"text,label\na,1\n", b"", b"PAR1 not really"])
+def test_a_file_that_is_not_parquet(tmp_path, content):
+    pytest.importorskip("pyarrow")
+    p = tmp_path / "d.parquet"
+    p.write_bytes(content)
+    with pytest.raises(LmClassifyError, match="is not a readable Parquet file") as e:
+        read_examples(p)
+    assert one_line_error(e).startswith(str(p))
+
+
+def test_parquet_missing_file_directory_and_no_rows(tmp_path):
+    with pytest.raises(LmClassifyError, match="no such file"):
+        read_examples(tmp_path / "nope.parquet")
+    (tmp_path / "dir.parquet").mkdir()
+    with pytest.raises(LmClassifyError, match="is a directory"):
+        read_examples(tmp_path / "dir.parquet")
+    pa = pytest.importorskip("pyarrow")
+    p = write_parquet(tmp_path / "empty.parquet", {"text": pa.array([], pa.string()), "label": pa.array([], pa.int64())})
+    with pytest.raises(LmClassifyError, match="has no data rows") as e:
+        read_examples(p)
+    assert str(p) in one_line_error(e)
+
+
+def test_pyarrow_is_needed_only_for_parquet(tmp_path, monkeypatch):
+    p = write_parquet(tmp_path / "d.parquet", {"text": ["a"], "label": [1]})
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)  # as if not installed
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow.parquet", None)
+    assert read_examples(write(tmp_path / "d.csv", "text,label\na,1\n")).labels == [1]
+    with pytest.raises(LmClassifyError, match="needs pyarrow") as e:
+        read_examples(p)
+    assert str(p) in one_line_error(e)

@@ -30,6 +30,10 @@ def test_summary_table():
     text = render_report(metrics(), {}, title="run A")
     assert text.startswith("# run A\n")
     assert row(text, "train") == "| train | 4 | 0.1235 | 1.0000 | 1.0000 | 1.0000 | 1.0000 |"
+    m = metrics()
+    m["train"]["truncated"] = 3
+    cut = render_report(m, {}, title="run A", columns=("loss", "accuracy"))
+    assert row(cut, "train") == "| train | 4 | 0.1235 | 1.0000 | 3 |" and "| split | n | loss | accuracy | truncated |" in cut
     assert row(text, "validation").startswith("| validation | 4 | 0.4000 | 0.7500 |")
     # no loss on test: a dash, not 0
     assert row(text, "test").startswith("| test | 10 | — | 0.7000 | 0.7000 |")

@@ -13,9 +13,8 @@ import pytest
 import torch
 
 from lmclassify import TextClassifier
-from lmclassify.artifacts import EXTRA
+from lmclassify.estimators.artifacts import EXTRA
 from lmclassify.cli import main
-from lmclassify.config import ModelConfig, TrainConfig
 
 DATA = Path(os.environ.get("LMCLASSIFY_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
@@ -108,9 +107,11 @@ def _predict_jsonl(capsys, *args: str) -> list[dict]:
 def test_encoder_single_label_uses_cls_pooling_and_its_own_head(data, tiny_bert_dir, tmp_path, capsys):
     out = tmp_path / "m"
     assert _train(data["sst2"], tiny_bert_dir, out) == 0
-    meta = _json(out / "lmclassify.json")
-    assert meta["pooling"] == "cls" and meta["head"] == "linear" and meta["task"] == "single_label_classification"
-    assert meta["transformers_compatible"] is False and "plain transformers" in meta["notes"][0]
+    meta, cfg = _json(out / "lmclassify.json"), _json(out / "training_config.json")
+    assert cfg["model"]["pooling"] == "cls" and cfg["model"]["head"] == "linear"
+    assert meta["task"] == "single_label_classification" and meta["own_head"] is True
+    # the linear head on [CLS] is folded into BERT's own head: plain transformers agrees
+    assert meta["transformers_compatible"] is True and meta["folded_head"] is True
     from safetensors import safe_open
 
     with safe_open(str(out / EXTRA), "pt") as f:
@@ -119,8 +120,7 @@ def test_encoder_single_label_uses_cls_pooling_and_its_own_head(data, tiny_bert_
     for split in ("train", "validation", "test"):
         assert {"accuracy", "f1_macro", "f1", "loss"} <= set(m[split])
     assert m["test"]["positive_label"] == "positive" and m["task"] == "single"
-    cfg = _json(out / "training_config.json")
-    assert cfg["model"]["train_layers"] == "auto"  # resolved per model kind: every block for encoders,
+    assert cfg["model"]["train_layers"] == 3  # resolved per model kind: every block for encoders,
     assert m["parameters"]["trainable"] < m["parameters"]["total"] / 2  # embeddings (most of tiny BERT) frozen
     rows = _predict_jsonl(capsys, str(out), "--text", "a wonderful film", "--text", "dull")
     assert [set(r) for r in rows] == [{"text", "label", "score", "probabilities"}] * 2
@@ -133,8 +133,8 @@ def test_sentence_pairs_through_the_cli(data, request, tmp_path, capsys, model, 
     out = tmp_path / "m"
     assert _train(data["mrpc"], request.getfixturevalue(model), out, "--text-column", "sentence1",
                   "--text-pair-column", "sentence2", "--pair-mode", mode) == 0
-    meta = _json(out / "lmclassify.json")
-    assert meta["pairs"] is True and meta["pair_mode"] == mode and meta["text_pair_column"] == "sentence2"
+    meta, cfg = _json(out / "lmclassify.json"), _json(out / "training_config.json")
+    assert meta["pairs"] is True and cfg["model"]["pair_mode"] == mode and cfg["data"]["text_pair_column"] == "sentence2"
     m = _json(out / "metrics.json")
     assert {"accuracy", "f1", "f1_macro"} <= set(m["validation"]) and m["validation"]["n"] == 24
     rows = _predict_jsonl(capsys, str(out), "--text", "He left early.", "--text-pair", "He went home early.")
@@ -152,13 +152,14 @@ def test_sentence_pairs_through_the_cli(data, request, tmp_path, capsys, model, 
 def test_regression_through_the_cli(data, tiny_bert_dir, tmp_path, capsys):
     out = tmp_path / "m"
     assert _train(data["stsb"], tiny_bert_dir, out, "--text-column", "s1", "--text-pair-column", "s2",
-                  "--label-column", "score", "--monitor", "val_pearson", "--patience", "3") == 0
+                  "--label-column", "score", "--monitor", "val_pearson") == 0
     m = _json(out / "metrics.json")
     assert m["task"] == "regression"
     for split in ("train", "validation", "test"):
         assert {"pearson", "spearman", "mse", "loss"} <= set(m[split]) and "accuracy" not in m[split]
     log = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert all("val_pearson" in r and "train_accuracy" not in r for r in log)
+    assert m["best_step"] == max(log, key=lambda r: r["val_pearson"])["step"]  # kept by the monitored metric
     meta = _json(out / "lmclassify.json")
     assert meta["task"] == "regression" and set(meta["task_state"]) == {"mean", "std"}
     assert _json(out / "config.json")["problem_type"] == "regression"
@@ -205,7 +206,7 @@ def test_mlp_head_and_class_weights_on_a_decoder(data, tiny_gpt2_dir, tmp_path):
     out = tmp_path / "m"
     assert _train(data["sst2"], tiny_gpt2_dir, out, "--head", "mlp", "--class-weights", "2,1", "--pooling", "mean") == 0
     meta = _json(out / "lmclassify.json")
-    assert meta["head"] == "mlp" and meta["transformers_compatible"] is False
+    assert _json(out / "training_config.json")["model"]["head"] == "mlp" and meta["transformers_compatible"] is False
     assert meta["task_state"]["class_weights"] == [2.0, 1.0]
     from safetensors import safe_open
 
@@ -231,13 +232,12 @@ def test_save_load_round_trip_predicts_the_same(data, request, tmp_path, case):
     }[case]
     x, y = _rows(data[files]["train"], pair)
     xv, yv = _rows(data[files]["validation"], pair)
-    clf = TextClassifier(model_config=ModelConfig(name=str(request.getfixturevalue(model)), **mc),
-                         train_config=TrainConfig(epochs=1, batch_size=16, learning_rate=1e-3), progress=False,
-                         label_separator=";")
+    clf = TextClassifier(str(request.getfixturevalue(model)), **mc, epochs=1, batch_size=16, learning_rate=1e-3,
+                         progress=False, label_separator=";")
     clf.fit(x, y, validation=(xv, yv))
     clf.save(tmp_path / "m")
     back = TextClassifier.load(tmp_path / "m", device="cpu")
-    a, b = clf.logits(xv), back.logits(xv)
+    a, b = clf.decision_function(xv), back.decision_function(xv)
     assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
     assert back.predict(xv) == clf.predict(xv)
     assert back.classes_ == clf.classes_

@@ -8,9 +8,7 @@ import torch
 
 from lmclassify.errors import LmClassifyError
 from lmclassify.evaluation.metrics import headline, multilabel_metrics, regression_metrics
-from lmclassify.training.multi_label import MultiLabel, split_labels
-from lmclassify.training.regression import Regression
-from lmclassify.training.tasks import SingleLabel, infer_task, make_task, task_from_saved
+from lmclassify.tasks import MultiLabel, Regression, SingleLabel, infer_task, make_task, split_labels, task_from_saved
 
 
 @pytest.mark.parametrize("labels,expect", [
@@ -48,11 +46,13 @@ def test_class_weights_auto_is_balanced_and_explicit_is_checked():
 
 
 def test_weighted_loss_counts_the_rare_class_more():
-    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    logits, labels = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 0.0]]), torch.tensor([0, 1, 1])
     plain = make_task("single", ["a", "a", "a", "b"])
     weighted = make_task("single", ["a", "a", "a", "b"], class_weights="auto")
-    miss_b = torch.tensor([0, 0])  # the second row is truly "a" here: both right -> equal-ish
-    assert plain.loss(logits, miss_b) > 0
+    expected = torch.tensor([4 / (2 * 3), 4 / (2 * 1)])  # n / (C * n_c): a 2/3, b 2
+    want = torch.nn.functional.cross_entropy(logits, labels, weight=expected).item()
+    assert weighted.loss(logits, labels).item() == pytest.approx(want, rel=1e-6)
+    assert plain.loss(logits, labels).item() != pytest.approx(want, rel=1e-3)  # the weights matter here
     wrong_on_b = torch.tensor([[2.0, 0.0]]), torch.tensor([1])
     assert weighted.loss(*wrong_on_b) == pytest.approx(plain.loss(*wrong_on_b).item())  # one class: mean of one
     both = torch.tensor([[2.0, 0.0], [2.0, 0.0]]), torch.tensor([0, 1])

@@ -8,7 +8,22 @@ from torch import nn
 
 from lmclassify.evaluation.entities import entity_metrics, spans
 from lmclassify.models.crf import CRF
-from lmclassify.training.token_task import IGNORE, TokenTask, align_labels, encode_words, first_pieces, tag_words
+from lmclassify.data.batching import IGNORE, align_labels, encode_words
+from lmclassify.tasks import TokenLabels, first_pieces
+from lmclassify.training.loop import predict_logits
+
+
+def TokenTask(tags, crf=None) -> TokenLabels:
+    """The task bound to a network's CRF, as the estimator binds it."""
+    task = TokenLabels(tags)
+    task.attach(_WithCRF(crf))
+    return task
+
+
+class _WithCRF(nn.Module):
+    def __init__(self, crf):
+        super().__init__()
+        self.crf = crf
 
 X = IGNORE
 
@@ -24,13 +39,14 @@ WORDS = ["Empire", "Buildingxyzzy", "ESB", "\u200b", "&gt;"]  # a zero-width spa
 
 @pytest.fixture(scope="module")
 def tok(tiny_bert_dir):
-    from lmclassify.models.token_classifier import load_word_tokenizer
+    from lmclassify.models.load import load_tokenizer
 
-    return load_word_tokenizer(tiny_bert_dir)
+    return load_tokenizer(tiny_bert_dir, words=True)
 
 
 def test_first_piece_carries_the_word_label(tok):
-    enc, word_ids = encode_words(tok, [WORDS], [[1, 2, 3, 0, 4]], max_length=None)
+    enc = encode_words(tok, [WORDS], [[1, 2, 3, 0, 4]], max_length=None)
+    word_ids = enc.word_ids
     pieces = tok.convert_ids_to_tokens(enc.input_ids[0])
     assert pieces == ["[CLS]", "empire", "building", "##xy", "##zzy", "es", "##b", "&", "gt", ";", "[SEP]"]
     assert word_ids[0] == [None, 0, 1, 1, 1, 2, 2, 4, 4, 4, None]
@@ -38,10 +54,11 @@ def test_first_piece_carries_the_word_label(tok):
 
 
 def test_truncation_padding_and_unlabelled_markers(tok):
-    enc, _ = encode_words(tok, [WORDS, ["hi"]], None, max_length=6)
+    enc = encode_words(tok, [WORDS, ["hi"]], None, max_length=6)
     # prediction marks first pieces with 0; labels are padded to one length for the loop's collate
     assert enc.labels == [[X, 0, 0, X, X, X], [X, 0, X, X, X, X]]
     assert [len(x) for x in enc.input_ids] == [6, 3]
+    assert enc.truncated == 1 and enc.n_words == [5, 1]
 
 
 def test_align_labels_by_hand():
@@ -62,7 +79,7 @@ class PositionModel(nn.Module):
 
     def __init__(self, C):
         super().__init__()
-        self.C, self.pad_to = C, None
+        self.C = C
 
     def forward(self, input_ids=None, attention_mask=None, hidden=None):
         B, T = input_ids.shape
@@ -73,10 +90,11 @@ class PositionModel(nn.Module):
 def test_tag_words_maps_pieces_back_to_words(tok, crf):
     tags = ["O", "B-a", "I-a", "B-b", "I-b", "B-c", "I-c"]
     sents = [WORDS, ["short"], WORDS[:3]]
-    enc, word_ids = encode_words(tok, sents, None, max_length=6)
+    enc = encode_words(tok, sents, None, max_length=6)
     task = TokenTask(tags, CRF(len(tags)) if crf else None)
-    ids, probs, _ = tag_words(PositionModel(len(tags)), task, enc, word_ids, [len(s) for s in sents], tok.pad_token_id,
-                              torch.device("cpu"), batch_size=2)
+    logits = predict_logits(PositionModel(len(tags)), task, enc, tok.pad_token_id, torch.device("cpu"), batch_size=2)
+    got, probs = task.word_tags(logits, enc.labels, enc.word_ids, [len(s) for s in sents])
+    ids = [[tags.index(t) for t in row] for row in got]
     # first pieces sit at positions 1 and 2; words cut off by max_length (or with no piece) are O (0)
     assert ids == [[1, 2, 0, 0, 0], [1], [1, 2, 0]]
     assert probs[0][2:] == [1.0, 1.0, 1.0] and 0.9 < probs[1][0] < 1.0
@@ -108,7 +126,7 @@ def test_task_metrics_from_stacked_or_listed_logits():
     labels = [[X, 1, 2, X], [X, 1, 0, X]]
     m = task.metrics(logits, labels)
     assert m["entity_f1"] == 1.0 and m["accuracy"] == 1.0 and m["n_entities"] == 2
-    assert task.metrics([logits[0, :3], logits[1]], labels)["entity_f1"] == 1.0
+    assert task.metrics(task.gather([logits[0, :3], logits[1]]), labels)["entity_f1"] == 1.0
     assert task.correct(logits, torch.tensor(labels)) == 2.0
 
 

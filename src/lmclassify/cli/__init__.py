@@ -14,13 +14,12 @@ from ..errors import LmClassifyError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import evaluate, ner, predict, train, zero_shot
+    from . import evaluate, predict, train, zero_shot
 
     parser = argparse.ArgumentParser(prog="lmclassify", description="Turn pretrained language models into text classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
     for mod in (train, evaluate, predict, zero_shot):
-        mod.add_parser(sub)
-    ner.add_parsers(sub)  # train-tokens, evaluate-tokens, predict-tokens
+        mod.add_parser(sub)  # token tasks run through the same commands (*-tokens are aliases)
     return parser
 
 

@@ -1,34 +1,95 @@
-"""Options every training command shares (train, train-tokens), declared once so their
-names, defaults and help cannot drift apart."""
+"""Command-line options derived from the config dataclasses (``config.py``): one
+declaration of every option's name, type, choices and help, so the CLI, the config file
+and the Python API cannot drift apart.
+
+Every derived option defaults to "not given" (argparse.SUPPRESS), so what the user typed
+can be told apart from defaults: given options override a ``--config`` file, which
+overrides a recipe, which overrides the model family's defaults.
+"""
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ..config import RunConfig
+from ..errors import LmClassifyError
+from ..jobs.config import absolute_paths, merge
+
+DATA_SOURCES = ("recipe", "data", "train")
 
 
-def add_training_options(p: argparse.ArgumentParser, monitor_help: str,
-                         monitor_choices: Optional[Sequence[str]] = None) -> argparse._ArgumentGroup:
-    """The "training" group plus --output/--overwrite. Options whose default is None may be
-    filled by a recipe; the group is returned for command-specific extras."""
-    t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--learning-rate", "--lr", type=float)
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--schedule", choices=["constant", "linear", "cosine"], default=None,
-                   help="default: constant for train, linear for train-tokens, or the recipe's")
-    t.add_argument("--warmup-ratio", type=float, default=None, help="default: 0 for train, 0.1 for train-tokens")
-    t.add_argument("--grad-accum", type=int, default=1)
-    t.add_argument("--max-grad-norm", type=float, default=1.0, help="0 disables clipping")
-    t.add_argument("--seed", type=int, default=123)
-    t.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default: each epoch)")
-    t.add_argument("--patience", type=int, default=None, help="early stopping after N evaluations without improvement")
-    t.add_argument("--monitor", default=None, choices=monitor_choices, help=monitor_help)
-    t.add_argument("--no-keep-best", dest="keep_best", action="store_false", help="keep the last weights, not the best")
-    t.add_argument("--no-feature-cache", dest="feature_cache", action="store_false")
-    t.add_argument("--compile", action="store_true",
-                   help="torch.compile the training forward: worth its start-up cost on a GPU or a long run")
-    t.add_argument("--device", default="auto")
-    p.add_argument("--output", "-o", required=True, help="output model directory")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    return t
+def _typed(fn: Callable[[str], Any]) -> Callable[[str], Any]:
+    """argparse reports ValueError/ArgumentTypeError as a usage error; ours too."""
+    def parse(value: str) -> Any:
+        try:
+            return fn(value)
+        except LmClassifyError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = getattr(fn, "__name__", "value")
+    return parse
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """One flag per field of every config section, in a group per section."""
+    for section, cls in RunConfig.SECTIONS.items():
+        g = p.add_argument_group(section)
+        for f in dataclasses.fields(cls):
+            if not f.metadata.get("cli", True):
+                continue
+            kw: dict = {"dest": f"{section}.{f.name}", "default": argparse.SUPPRESS, "help": f.metadata.get("help")}
+            if isinstance(f.default, bool):
+                if f.default:
+                    g.add_argument("--no-" + f.name.replace("_", "-"), action="store_false", **kw)
+                else:
+                    g.add_argument(flag_of(f), action="store_true", **kw)
+                continue
+            if f.metadata.get("choices"):
+                kw["choices"] = f.metadata["choices"]
+            else:
+                kw["metavar"] = f.name.upper()
+            kw["type"] = _typed(f.metadata.get("type") or str)
+            g.add_argument(flag_of(f), *f.metadata.get("aliases", ()), **kw)
+
+
+def given_options(a: argparse.Namespace) -> dict[str, dict]:
+    """{section: {field: value}} for the options typed on the command line."""
+    given: dict[str, dict] = {s: {} for s in RunConfig.SECTIONS}
+    for key, value in vars(a).items():
+        section, _, name = key.partition(".")
+        if name and section in given:
+            given[section][name] = value
+    return given
+
+
+def config_from_args(a: argparse.Namespace) -> RunConfig:
+    """The run config: ``--config FILE`` (paths relative to the file), then the options given
+    (paths relative to the working directory). Naming a data source on the command line
+    replaces the file's."""
+    given = given_options(a)
+    base = RunConfig()
+    if getattr(a, "config", None):
+        base = absolute_paths(RunConfig.load(a.config), Path(a.config).resolve().parent)
+        if any(k in given["data"] for k in DATA_SOURCES):
+            base = merge(base, {"data": {k: None for k in DATA_SOURCES + ("validation", "test")}})
+    cfg = merge(base, {s: v for s, v in given.items()})
+    sources = [k for k in DATA_SOURCES if getattr(cfg.data, k)]
+    if len(sources) > 1:
+        raise LmClassifyError(f"pass only one data source, not {' and '.join('--' + k for k in sources)}")
+    return absolute_paths(cfg)
+
+
+def add_output(p: argparse.ArgumentParser, required: bool = True, what: str = "output model directory") -> None:
+    p.add_argument("--output", "-o", required=required, help=what)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def check_output(path: Optional[str], overwrite: bool) -> None:
+    """Refuse to replace a file the user has unless told to (before any work is done)."""
+    if path and Path(path).exists() and not overwrite:
+        raise LmClassifyError(f"{path} exists; pass --overwrite to replace it")

@@ -18,13 +18,18 @@ class Encoded:
     unpadded (T_i, H) tensor per example, when the feature cache is in use.
 
     ``labels`` hold what the task's loss wants per example (a class id, a multi-hot row,
-    a float). Siamese pairs keep the second text apart: ``pair_ids``/``pair_features``."""
+    a float). Siamese pairs keep the second text apart: ``pair_ids``/``pair_features``.
+    ``truncated`` counts the examples that ``max_length`` cut (a pair once, whichever
+    side was cut)."""
 
     input_ids: list[list[int]]
     labels: Optional[list] = None
     features: Optional[list[torch.Tensor]] = None
     pair_ids: Optional[list[list[int]]] = None
     pair_features: Optional[list[torch.Tensor]] = None
+    word_ids: Optional[list[list[Optional[int]]]] = None  # token tasks: each piece's word (None: special)
+    n_words: Optional[list[int]] = None  # token tasks: words per sentence, with or without a piece
+    truncated: int = 0  # examples cut by max_length
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -50,6 +55,30 @@ def _tokenize(tokenizer, texts: Sequence[str], pairs: Optional[Sequence[str]], m
     return [x if x else [fallback] for x in ids]
 
 
+def _was_cut(tokenizer, texts: Sequence[str], pairs: Optional[Sequence[str]], max_length: Optional[int],
+             ids: list[list[int]]) -> np.ndarray:
+    """Which rows of ``ids`` (from ``_tokenize``) truncation cut. Only a row as long as
+    ``max_length`` can have been cut, so only those are tokenised again, untruncated."""
+    cut = np.zeros(len(ids), dtype=bool)
+    if max_length is None:
+        return cut
+    rows = [i for i, x in enumerate(ids) if len(x) >= max_length]
+    if rows:
+        # verbose=False: no "longer than the model's maximum" warning for what was just cut
+        full = tokenizer([texts[i] for i in rows], None if pairs is None else [pairs[i] for i in rows],
+                         truncation=False, add_special_tokens=True, verbose=False)["input_ids"]
+        cut[rows] = [len(x) > max_length for x in full]
+    return cut
+
+
+def _tokenize_counting(tokenizer, texts: Sequence[str], pairs: Optional[Sequence[str]],
+                       max_length: Optional[int]) -> tuple[list[list[int]], np.ndarray]:
+    texts = list(texts)
+    pairs = None if pairs is None else list(pairs)
+    ids = _tokenize(tokenizer, texts, pairs, max_length)
+    return ids, _was_cut(tokenizer, texts, pairs, max_length, ids)
+
+
 def encode(tokenizer, texts: Sequence[str], labels: Optional[Sequence], max_length: Optional[int],
            pairs: Optional[Sequence[str]] = None, pair_mode: str = "joint",
            pair_template: Optional[str] = None) -> Encoded:
@@ -61,14 +90,55 @@ def encode(tokenizer, texts: Sequence[str], labels: Optional[Sequence], max_leng
     by ``pair_template`` ("{a}...{b}"); ``siamese`` encodes each text alone."""
     labels = None if labels is None else list(labels)
     if pairs is None:
-        return Encoded(_tokenize(tokenizer, texts, None, max_length), labels)
+        ids, cut = _tokenize_counting(tokenizer, texts, None, max_length)
+        return Encoded(ids, labels, truncated=int(cut.sum()))
     if pair_mode == "siamese":
-        return Encoded(_tokenize(tokenizer, texts, None, max_length), labels,
-                       pair_ids=_tokenize(tokenizer, pairs, None, max_length))
+        ids, cut = _tokenize_counting(tokenizer, texts, None, max_length)
+        pair_ids, pair_cut = _tokenize_counting(tokenizer, pairs, None, max_length)
+        return Encoded(ids, labels, pair_ids=pair_ids, truncated=int((cut | pair_cut).sum()))
     if pair_template is not None:
         joined = [pair_template.format(a=a, b=b) for a, b in zip(texts, pairs)]
-        return Encoded(_tokenize(tokenizer, joined, None, max_length), labels)
-    return Encoded(_tokenize(tokenizer, texts, pairs, max_length), labels)
+        ids, cut = _tokenize_counting(tokenizer, joined, None, max_length)
+        return Encoded(ids, labels, truncated=int(cut.sum()))
+    ids, cut = _tokenize_counting(tokenizer, texts, pairs, max_length)
+    return Encoded(ids, labels, truncated=int(cut.sum()))
+
+
+IGNORE = -100  # a piece without a label of its own (not a word's first piece, special, padding)
+
+
+def align_labels(word_ids: Sequence[Optional[int]], word_labels: Sequence[int]) -> list[int]:
+    """Per-piece labels: the word's label on its first piece, -100 elsewhere.
+
+    >>> align_labels([None, 0, 1, 1, 1, 2, None], [5, 7, 9])
+    [-100, 5, 7, -100, -100, 9, -100]
+    """
+    out, prev = [], None
+    for w in word_ids:
+        out.append(IGNORE if w is None or w == prev else int(word_labels[w]))
+        prev = w
+    return out
+
+
+def encode_words(tokenizer, words: Sequence[Sequence[str]], tag_ids: Optional[Sequence[Sequence[int]]],
+                 max_length: Optional[int]) -> Encoded:
+    """Tokenise pre-split sentences; labels sit on each word's first piece, padded with
+    -100 to one length so the loop's collate stacks them.
+
+    Without ``tag_ids`` (prediction) first pieces are marked with 0, so decoding finds
+    the words the same way in both cases. Words past ``max_length`` pieces, or that the
+    tokenizer drops entirely (a lone zero-width space), get no piece and are tagged O."""
+    be = tokenizer([list(w) for w in words], is_split_into_words=True, truncation=max_length is not None,
+                   max_length=max_length, add_special_tokens=True)
+    word_ids = [be.word_ids(i) for i in range(len(words))]
+    labels = [align_labels(wid, tag_ids[i] if tag_ids is not None else [0] * len(words[i]))
+              for i, wid in enumerate(word_ids)]
+    L = max((len(x) for x in labels), default=0)
+    labels = [x + [IGNORE] * (L - len(x)) for x in labels]
+    truncated = sum(len({w for w in wid if w is not None}) < len(ws) and len(wid) == max_length
+                    for wid, ws in zip(word_ids, words)) if max_length else 0
+    return Encoded(list(be["input_ids"]), labels, word_ids=word_ids, n_words=[len(w) for w in words],
+                   truncated=truncated)
 
 
 def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,

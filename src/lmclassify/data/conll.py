@@ -1,4 +1,4 @@
-"""CoNLL / IOB files for token classification, the tag set, and the ``wnut17`` recipe.
+"""CoNLL / IOB files for token classification, and the tag set.
 
 One token per line, its tag in the last column (tab- or space-separated, so CoNLL-2003's
 ``token POS chunk tag`` works too), a blank line between sentences, ``-DOCSTART-`` lines
@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from ..errors import LmClassifyError
-from ..paths import data_root
 from .readers import _read_text
 
 # O, or a chunk prefix and a type: IOB1/IOB2 (B, I) and IOBES (E, S), as seqeval reads them.
 _TAG = re.compile(r"^(O|[BIES]-.+)$")
-_SHOW = 10
 
 
 @dataclass
@@ -37,6 +35,18 @@ class Sentences:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    @property
+    def labels(self) -> Optional[list[list[str]]]:
+        return self.tags
+
+    def inputs(self) -> list[list[str]]:
+        """What a token classifier takes: the words of each sentence."""
+        return self.tokens
+
+    def where(self, i: int, j: int) -> str:
+        """Where word j of sentence i sits in the source, for error messages."""
+        return f"line {self.lines[i][j]}" if self.lines else f"sentence {i + 1}"
 
     def subset(self, indices: Sequence[int]) -> "Sentences":
         pick = lambda xs: None if xs is None else [xs[i] for i in indices]  # noqa: E731
@@ -123,74 +133,3 @@ def tag_set(tags: Sequence[Sequence[str]]) -> list[str]:
     """All tags seen, in a stable readable order; "O" is always included."""
     seen = {t for sent in tags for t in sent} | {"O"}
     return sorted(seen, key=_tag_key)
-
-
-def encode_tags(s: Sentences, tag2id: dict[str, int], split: str = "data") -> list[list[int]]:
-    """Tag ids per sentence; a tag unseen in training is an error naming where it occurs."""
-    unseen: dict[str, str] = {}
-    out = []
-    for i, sent in enumerate(s.tags or []):
-        ids = []
-        for j, t in enumerate(sent):
-            k = tag2id.get(t)
-            if k is None:
-                where = f"line {s.lines[i][j]}" if s.lines else f"sentence {i + 1}"
-                unseen.setdefault(t, where)
-                k = -1
-            ids.append(k)
-        out.append(ids)
-    if unseen:
-        listed = ", ".join(f"{t!r} ({w})" for t, w in list(unseen.items())[:_SHOW])
-        raise LmClassifyError(f"{split} split {s.source}: tag(s) {listed} not seen in the training data "
-                              f"(known: {', '.join(tag2id)}); the model cannot predict them - add them to "
-                              f"the training data or map them to O")
-    return out
-
-
-# ---- recipes -------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ConllRecipe:
-    name: str
-    description: str
-    folder: str  # under $LMCLASSIFY_DATA
-    files: tuple[str, str, str]  # train, validation, test
-    defaults: dict = field(default_factory=dict)  # model and training options it was tuned with
-
-    def paths(self) -> tuple[Path, Path, Path]:
-        root = data_root()
-        if root is None:
-            raise LmClassifyError(f"recipe {self.name!r} needs its data: set LMCLASSIFY_DATA to a folder "
-                                  f"holding {self.folder}/ ({', '.join(self.files)})")
-        paths = tuple(root / self.folder / f for f in self.files)
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:
-            raise LmClassifyError(f"recipe {self.name!r}: missing {', '.join(missing)}; set LMCLASSIFY_DATA "
-                                  f"to a folder holding {self.folder}/")
-        return paths  # type: ignore[return-value]
-
-    def load(self) -> tuple[Sentences, Sentences, Sentences]:
-        return tuple(read_conll(p) for p in self.paths())  # type: ignore[return-value]
-
-
-CONLL_RECIPES = {
-    "wnut17": ConllRecipe(
-        name="wnut17",
-        description="WNUT 2017 emerging entities (6 types, IOB2): train 3,394 / dev 1,009 / test 1,287 "
-                    "sentences; scored by entity-level F1 on test",
-        folder="wnut17",
-        files=("wnut17train.conll", "emerging.dev.conll", "emerging.test.annotated"),
-        # 3 epochs of the top two blocks (the rest cached): test entity F1 0.41 in tuning;
-        # the weights kept are those best by entity F1 on dev, the recipe's own metric.
-        defaults={"train_layers": 2, "max_length": 128, "epochs": 3, "batch_size": 16, "learning_rate": 2e-4,
-                  "weight_decay": 0.01, "schedule": "linear", "warmup_ratio": 0.1, "monitor": "val_entity_f1"},
-    ),
-}
-
-
-def get_conll_recipe(name: str) -> ConllRecipe:
-    try:
-        return CONLL_RECIPES[name]
-    except KeyError:
-        raise LmClassifyError(f"unknown token-classification recipe {name!r}; known: "
-                              f"{', '.join(sorted(CONLL_RECIPES))}") from None

@@ -1,7 +1,7 @@
 """The unit every reader returns and every later stage consumes."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 # As written in the source: a class name or id, a number (regression), or several labels
@@ -19,7 +19,6 @@ class Examples:
     texts: list[str]
     labels: Optional[list[Label]] = None
     source: str = ""  # where the rows came from, for error messages
-    extra: dict = field(default_factory=dict)
     pairs: Optional[list[str]] = None  # the second text of each row (text_pair)
 
     def __len__(self) -> int:
@@ -28,6 +27,10 @@ class Examples:
     def inputs(self) -> list:
         """What a classifier takes: texts, or (text, text_pair) tuples for pair data."""
         return self.texts if self.pairs is None else list(zip(self.texts, self.pairs))
+
+    def where(self, i: int, j: int = 0) -> str:
+        """Where example i sits in the source, for error messages."""
+        return f"row {i + 1}"
 
     def subset(self, indices: Sequence[int]) -> "Examples":
         return Examples(

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import LmClassifyError
 from ..paths import data_root
 from .examples import Examples
+from .conll import Sentences, read_conll
 from .readers import _lines, _read_text, read_examples
 
 Splits = tuple[Examples, Optional[Examples], Optional[Examples]]
@@ -150,3 +151,9 @@ def _read_tsv(path: Path, text: str, label: str, pair: str) -> Examples:
     except (KeyError, ValueError):
         raise LmClassifyError(f"{path}: column {label!r} must hold 0 or 1 on every row") from None
     return Examples([r[text] for _, r in rows], labels, str(path), pairs=[r[pair] for _, r in rows])
+
+
+def wnut17(seed: int = 123) -> tuple[Sentences, Sentences, Sentences]:
+    """WNUT 2017 emerging entities (CoNLL, IOB2): train / dev / annotated test."""
+    paths = locate("wnut17", "wnut17train.conll", "emerging.dev.conll", "emerging.test.annotated")
+    return tuple(read_conll(p) for p in paths)  # type: ignore[return-value]

@@ -1,7 +1,7 @@
-"""Readers for labelled and unlabelled text: CSV, TSV, JSONL, TXT.
+"""Readers for labelled and unlabelled text: CSV, TSV, JSONL, TXT, Parquet.
 
-Every problem with a file is one LmClassifyError naming the file (and the line where
-there is one), so a user can fix the data without reading a traceback.
+Every problem with a file is one LmClassifyError naming the file (and the line, or for
+Parquet the row, where there is one), so a user can fix the data without reading a traceback.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ..errors import LmClassifyError
 from .examples import Examples, Label
 
 PathLike = Union[str, Path]
-SUPPORTED = (".csv", ".tsv", ".tab", ".jsonl", ".json", ".txt")
+SUPPORTED = (".csv", ".tsv", ".tab", ".jsonl", ".json", ".txt", ".parquet")
 _TABLE = (".csv", ".tsv", ".tab")
 _JSON = (".jsonl", ".json")
 _INT = re.compile(r"[+-]?[0-9]+")  # ASCII only: "²".isdigit() is True but int("²") fails
@@ -35,12 +35,16 @@ def _check_suffix(path: Path) -> str:
     return suffix
 
 
-def _read_text(path: Path) -> str:
-    """The whole file as text: UTF-8, a leading BOM accepted and dropped."""
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise LmClassifyError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise LmClassifyError(f"{path} is a directory; pass a data file inside it")
+
+
+def _read_text(path: Path) -> str:
+    """The whole file as text: UTF-8, a leading BOM accepted and dropped."""
+    _check_file(path)
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")
@@ -100,21 +104,54 @@ def _table_rows(path: Path, text: str, suffix: str) -> tuple[list[str], list[tup
     return header, rows
 
 
+def _parquet_rows(path: Path, wanted: list[str]) -> tuple[list[str], list[tuple[int, dict]]]:
+    """The columns of a Parquet file, and its rows numbered from 1 holding only the
+    ``wanted`` columns that exist. pyarrow is imported here, so only Parquet needs it."""
+    _check_file(path)
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise LmClassifyError(f"{path}: reading Parquet needs pyarrow; install it (pip install pyarrow)") from None
+    try:
+        with pq.ParquetFile(path) as pf:
+            cols = list(pf.schema_arrow.names)
+            table = pf.read(columns=[c for c in dict.fromkeys(wanted) if c in cols])
+    except (pa.ArrowException, OSError, ValueError) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise LmClassifyError(f"{path} is not a readable Parquet file ({reason})") from None
+    return cols, list(enumerate(table.to_pylist(), 1))
+
+
 def _need(cols: list[str], col: str, path: Path) -> None:
     if col not in cols:
         raise LmClassifyError(f"{path}: no column {col!r} (columns: {', '.join(map(repr, cols)) or 'none'}); "
                               f"pick one with the column option")
 
 
-def _json_label(value: object, path: Path, line: int) -> Label:
+def _json_label(value: object, path: Path, where: str) -> Label:
+    """A JSON (or Parquet) label as written; ``where`` is "line 3" (or "row 3")."""
     if isinstance(value, bool):  # bool is an int subclass; keep it readable
         return str(value).lower()
     if isinstance(value, (int, str, float)):  # a float is a regression target
         return value
     if isinstance(value, list) and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in value):
         return value  # several labels: multi-label
-    raise LmClassifyError(f"{path}, line {line}: label must be a string, a number or a list of "
-                          f"strings/integers, got {json.dumps(value)}")
+    raise LmClassifyError(f"{path}, {where}: label must be a string, a number or a list of "
+                          f"strings/integers, got {json.dumps(value, default=str)}")
+
+
+def _as_text(value: object, path: Path, where: str, col: str) -> str:
+    """A text cell as a string: strings as they are, UTF-8 bytes (Parquet binary) decoded,
+    anything else (a number, a list) as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise LmClassifyError(f"{path}, {where}: column {col!r} holds bytes that are not UTF-8 text") from None
+    return json.dumps(value, default=str)
 
 
 def _is_int_string(v: str) -> bool:
@@ -124,29 +161,38 @@ def _is_int_string(v: str) -> bool:
 
 def read_examples(path: PathLike, text_column: str = "text", label_column: str = "label",
                   require_labels: bool = True, pair_column: Optional[str] = None) -> Examples:
-    """Rows from CSV (header), TSV (header, no quoting), JSONL, or TXT (texts only).
+    """Rows from CSV (header), TSV (header, no quoting), JSONL, Parquet, or TXT (texts only).
 
-    Labels keep their source type: JSON ints stay int; in CSV/TSV a label column whose
-    values are all integers ("0", "1") becomes int, otherwise every label stays a string
-    (the task turns "3.8" into a regression target or "a,b" into several labels).
-    ``pair_column`` names a second text per row (sentence-pair data).
+    Labels keep their source type: JSON and Parquet ints stay int, strings str, floats
+    float (regression targets), lists of strings/integers several labels (multi-label);
+    in CSV/TSV a label column whose values are all integers ("0", "1") becomes int,
+    otherwise every label stays a string (the task turns "3.8" into a regression target
+    or "a,b" into several labels). ``pair_column`` names a second text per row
+    (sentence-pair data). Errors name the line (CSV/TSV/JSONL) or the row, counted from 1
+    (Parquet); a null or NaN label in Parquet is a missing label.
     """
     path = Path(path)
     suffix = _check_suffix(path)
-    text = _read_text(path)
-    if suffix == ".txt":
+    if suffix == ".parquet":
+        wanted = [text_column] + [c for c in (pair_column, label_column if require_labels else None) if c]
+        cols, rows = _parquet_rows(path, wanted)
+    elif suffix == ".txt":
+        text = _read_text(path)
         if pair_column:
             raise LmClassifyError(f"{path}: a .txt file has one text per line and no {pair_column!r} column; "
-                                  f"use CSV, TSV or JSONL for text pairs")
+                                  f"use CSV, TSV, JSONL or Parquet for text pairs")
         if require_labels:
-            raise LmClassifyError(f"{path}: a .txt file has no labels; use CSV, TSV or JSONL "
+            raise LmClassifyError(f"{path}: a .txt file has no labels; use CSV, TSV, JSONL or Parquet "
                                   f"with a {label_column!r} column")
         texts = [ln for ln in _lines(text) if ln.strip()]
         if not texts:
             raise LmClassifyError(f"{path} is empty (no texts)")
         return Examples(texts, None, str(path))
-
-    cols, rows = _json_rows(path, text) if suffix in _JSON else _table_rows(path, text, suffix)
+    else:
+        text = _read_text(path)
+        cols, rows = _json_rows(path, text) if suffix in _JSON else _table_rows(path, text, suffix)
+    typed = suffix in _JSON or suffix == ".parquet"  # values carry their own types
+    unit = "row" if suffix == ".parquet" else "line"
     if not rows:
         raise LmClassifyError(f"{path} has no data rows")
     _need(cols, text_column, path)
@@ -164,14 +210,15 @@ def read_examples(path: PathLike, text_column: str = "text", label_column: str =
                 continue
             t = row.get(col)
             if t is None:
-                raise LmClassifyError(f"{path}, line {n}: no value in column {col!r}")
-            out.append(t if isinstance(t, str) else json.dumps(t))
+                raise LmClassifyError(f"{path}, {unit} {n}: no value in column {col!r}")
+            out.append(_as_text(t, path, f"{unit} {n}", col))
         if not require_labels:
             continue
         y = row.get(label_column)
-        if y is None or (isinstance(y, str) and not y.strip()):
-            raise LmClassifyError(f"{path}, line {n}: empty or missing label in column {label_column!r}")
-        labels.append(_json_label(y, path, n) if suffix in _JSON else y.strip())
+        if (y is None or (isinstance(y, str) and not y.strip())
+                or (suffix == ".parquet" and isinstance(y, float) and y != y)):  # NaN: pandas' missing value
+            raise LmClassifyError(f"{path}, {unit} {n}: empty or missing label in column {label_column!r}")
+        labels.append(_json_label(y, path, f"{unit} {n}") if typed else y.strip())
 
     if require_labels and suffix in _TABLE and all(_is_int_string(y) for y in labels):
         labels = [int(y) for y in labels]
@@ -179,7 +226,7 @@ def read_examples(path: PathLike, text_column: str = "text", label_column: str =
 
 
 def read_texts(path: PathLike, text_column: str = "text", pair_column: Optional[str] = None) -> list:
-    """Texts to classify: a column of a CSV/TSV/JSONL file, or one text per line of a .txt
+    """Texts to classify: a column of a CSV/TSV/JSONL/Parquet file, or one text per line of a .txt
     file (blank lines skipped). Labels, if present, are ignored. With ``pair_column``,
     (text, text_pair) tuples."""
     return read_examples(path, text_column, require_labels=False, pair_column=pair_column).inputs()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -60,18 +60,123 @@ def undersample(ex: Examples, seed: int) -> Examples:
     return ex.subset([keep[i] for i in order])
 
 
+def _number_written_as_float(y: object) -> bool:
+    """A float, or a string that parses as a finite number but not as an integer ("3.8", "1e-3")."""
+    if isinstance(y, float):
+        return True
+    if isinstance(y, str):
+        try:
+            int(y)
+            return False
+        except ValueError:
+            pass
+        try:
+            return math.isfinite(float(y))
+        except ValueError:
+            return False
+    return False
+
+
+def _is_number(y: object) -> bool:
+    if isinstance(y, bool):
+        return False
+    if isinstance(y, (int, float)):
+        return True
+    try:
+        return math.isfinite(float(y))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _class_codes(labels: Optional[Sequence], separator: Optional[str]) -> Optional[np.ndarray]:
+    """One integer code per row when the labels are one class per row, else None.
+
+    Not one class per row: no labels; a list or tuple label (multi-label); a string holding
+    ``separator`` (multi-label written as "a,b"); a float; or labels that are all numbers with
+    at least one written as a non-integer ("3.8", "1e-3": regression targets). This mirrors
+    the task inference of training, so what trains as ``single`` is what gets stratified."""
+    if not labels:
+        return None
+    if not all(isinstance(y, (int, str)) for y in labels):  # lists, tuples, floats, None
+        return None
+    if separator and any(isinstance(y, str) and separator in y for y in labels):
+        return None
+    if all(_is_number(y) for y in labels) and any(_number_written_as_float(y) for y in labels):
+        return None
+    codes: dict = {}
+    return np.array([codes.setdefault(y, len(codes)) for y in labels], dtype=np.int64)
+
+
+def _can_stratify(y: np.ndarray, n_first: int, n_second: int) -> bool:
+    """What scikit-learn's stratified cut needs: every class at least 2 rows, and at
+    least as many rows on each side as there are classes."""
+    counts = np.bincount(y)
+    counts = counts[counts > 0]
+    return counts.min() >= 2 and n_first >= len(counts) and n_second >= len(counts)
+
+
+def _stratified_order(y: np.ndarray, n_train: int, n_val: int, n_test: int,
+                      seed: int) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Carve test, then validation from the rest, each cut stratified by ``y``; None when
+    either non-empty cut cannot be stratified."""
+    from sklearn.model_selection import train_test_split
+
+    if not n_test and not n_val:
+        return None  # nothing to cut: the seeded shuffle is the whole job
+    rs = np.random.RandomState(seed % 2**32)  # one stream for both cuts: deterministic for a seed
+    empty = np.array([], dtype=np.int64)
+    rest, test = np.arange(len(y)), empty
+    if n_test:
+        if not _can_stratify(y, n_train + n_val, n_test):
+            return None
+        rest, test = train_test_split(rest, train_size=n_train + n_val, test_size=n_test,
+                                      stratify=y, random_state=rs)
+    train, val = rest, empty
+    if n_val:
+        if not _can_stratify(y[rest], n_train, n_val):
+            return None
+        train, val = train_test_split(rest, train_size=n_train, test_size=n_val,
+                                      stratify=y[rest], random_state=rs)
+    return train, val, test
+
+
 def split(ex: Examples, fractions: Union[str, Sequence[float]] = (0.7, 0.1, 0.2),
-          seed: int = 123) -> tuple[Examples, Examples, Examples]:
-    """Shuffle with the seed, then cut: int(n*f0) train, int(n*f1) validation, the rest test
-    (1,494 rows give 1,045 / 149 / 300, as in the book). Validation or test may be empty."""
+          seed: int = 123, stratify: bool = True,
+          separator: Optional[str] = ",") -> tuple[Examples, Examples, Examples]:
+    """Cut into int(n*f0) train, int(n*f1) validation and the rest test (1,494 rows give
+    1,045 / 149 / 300, as in the book); a part whose fraction is 0 stays empty (with a test
+    fraction of 0 the rounding remainder joins training). Validation or test may be empty;
+    an empty training split is an error.
+
+    With ``stratify`` (the default), every part keeps the class proportions of the whole
+    (scikit-learn's ``train_test_split`` twice, seeded by ``seed``: test first, then
+    validation from the rest) when all of these hold:
+
+    * the labels are one class per row: every label is an int or a str; no str contains
+      ``separator`` (multi-label written as "a,b"; pass the run's label separator, or None);
+      and they are not all numbers with one written as a non-integer ("3.8": regression).
+      Lists/tuples (multi-label), floats (regression) and unlabelled data are never stratified;
+    * every class has at least 2 rows, both among all rows (for the test cut) and among the
+      rows left after it (for the validation cut);
+    * every non-empty part, and what remains beside it at each cut, has at least as many
+      rows as there are classes.
+
+    Otherwise (or with ``stratify=False``) it falls back, without an error, to a seeded
+    random cut: shuffle with ``numpy.random.default_rng(seed)`` and cut in order.
+    Either way every part comes out shuffled, in an order fixed by the seed."""
     f = parse_fractions(fractions)
     n = len(ex)
-    order = np.random.default_rng(seed).permutation(n)
-    n_train, n_val = int(n * f[0]), int(n * f[1])
-    if n_train == 0:
+    n_val = int(n * f[1])
+    n_train = int(n * f[0]) if f[2] > 0 else n - n_val
+    n_test = n - n_train - n_val
+    if n_train <= 0:
         raise LmClassifyError(f"{ex.source or 'data'}: the training split is empty "
                               f"({n} rows with split {','.join(f'{x:g}' for x in f)}); "
                               f"use more data or a larger training fraction")
-    parts = order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
-    train, val, test = (ex.subset(p.tolist()) for p in parts)
+    y = _class_codes(ex.labels, separator) if stratify else None
+    parts = None if y is None else _stratified_order(y, n_train, n_val, n_test, seed)
+    if parts is None:
+        order = np.random.default_rng(seed).permutation(n)
+        parts = order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
+    train, val, test = (ex.subset(np.asarray(p, dtype=np.int64).tolist()) for p in parts)
     return train, val, test

@@ -126,7 +126,7 @@ def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float], loss: O
 
 
 # The numbers a one-line summary shows, in this order, for whichever task produced them.
-HEADLINE = ("accuracy", "f1", "f1_micro", "f1_macro", "pearson", "spearman", "mse", "loss")
+HEADLINE = ("entity_f1", "entity_precision", "entity_recall", "accuracy", "f1", "f1_micro", "f1_macro", "pearson", "spearman", "mse", "loss")
 
 
 def headline(m: dict) -> str:

@@ -12,11 +12,6 @@ from typing import Any, Sequence
 
 SPLITS = ("train", "validation", "test")
 SUMMARY_COLUMNS = ("loss", "accuracy", "precision_macro", "recall_macro", "f1_macro")
-# Per task shape, recognised by a key only its metrics have: the summary's columns.
-_COLUMN_SETS = (
-    ("pearson", ("loss", "pearson", "spearman", "mse", "mae")),
-    ("f1_micro", ("loss", "accuracy", "f1_micro", "f1_macro", "precision_micro", "recall_micro")),
-)
 _DASH = "—"
 
 
@@ -53,12 +48,11 @@ def _run_facts(metrics: dict) -> list[str]:
 
 
 def render_report(metrics: dict, config: dict, *, title: str, notes: Sequence[str] = (),
-                  plots: Sequence[str] = ()) -> str:
+                  plots: Sequence[str] = (), columns: Sequence[str] = SUMMARY_COLUMNS) -> str:
     """Markdown for ``report.md``.
 
-    ``metrics`` holds ``train``/``validation``/``test`` (each from ``classification_metrics``,
-    ``multilabel_metrics`` or ``regression_metrics``, which pick the summary's columns; any
-    split may be absent) plus optional top-level run facts such as ``train_seconds``. Sections:
+    ``metrics`` holds ``train``/``validation``/``test`` (each a task's metrics dict; any
+    split may be absent; ``columns``, the task's ``report_columns``, pick the summary's) plus optional top-level run facts such as ``train_seconds``. Sections:
     a summary table per split, run facts, per-class table and confusion matrix of the test
     split (or the last split present), notes, plots (file names relative to the report) and
     the config as JSON, so the run can be reproduced from the report alone.
@@ -66,10 +60,10 @@ def render_report(metrics: dict, config: dict, *, title: str, notes: Sequence[st
     lines = [f"# {title}", ""]
     splits = [s for s in SPLITS if isinstance(metrics.get(s), dict)]
     if splits:
-        columns = next((cols for key, cols in _COLUMN_SETS if any(key in metrics[s] for s in splits)),
-                       SUMMARY_COLUMNS)
-        rows = [[s, metrics[s].get("n", _DASH)] + [_f(metrics[s].get(c)) for c in columns] for s in splits]
-        lines += ["## Summary", ""] + _table(("split", "n") + columns, rows)
+        cut = ("truncated",) if any("truncated" in metrics[s] for s in splits) else ()  # by max_length
+        rows = [[s, metrics[s].get("n", _DASH)] + [_f(metrics[s].get(c)) for c in columns]
+                + [metrics[s].get(c, _DASH) for c in cut] for s in splits]
+        lines += ["## Summary", ""] + _table(("split", "n") + tuple(columns) + cut, rows)
     else:
         lines.append("No split was evaluated.")
     facts = _run_facts(metrics)

@@ -1,33 +1,71 @@
-"""Build a classifier from a model argument: resolve, load tokenizer and weights, fix padding."""
+"""Build a network for a task from a model argument: resolve, load tokenizer and weights
+with a fresh head, fix padding, and say how long a text the model can read."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, \
+    AutoTokenizer
 
 from ..errors import LmClassifyError
 from .backbone import is_encoder, num_layers
-from .classifier import SequenceClassifier
 from .heads import make_head
 from .input_template import apply_input_template
 from .resolve import resolve_model
+from .sequence import SequenceClassifier
+from .tagger import TokenTagger
+
+SEQUENCE, TOKEN = "sequence", "token"
 
 
-def load_tokenizer(path: Union[str, Path]):
-    """A fast tokenizer with a pad token. Decoders without one (GPT-2) pad with EOS, which
-    is safe because the model finds the last real token from the attention mask."""
+def load_tokenizer(path: Union[str, Path], words: bool = False):
+    """A fast tokenizer with a pad token, padding on the right. Decoders without one (GPT-2)
+    pad with EOS, which is safe because the model finds the last real token from the mask.
+
+    ``words``: the tokenizer reads pre-split words (token tasks), which needs a fast
+    tokenizer (to map pieces to words) and, for byte-level BPE (GPT-2, RoBERTa), a space
+    before every word, or 'world' in ['Hello', 'world'] becomes another token than in
+    'Hello world'."""
     try:
         tok = AutoTokenizer.from_pretrained(path)
+        if words and getattr(tok, "add_prefix_space", None) is False:
+            tok = AutoTokenizer.from_pretrained(path, add_prefix_space=True)
     except Exception as e:
         raise LmClassifyError(f"could not load a tokenizer from {path}: {e}") from e
+    if words and not tok.is_fast:
+        raise LmClassifyError(f"{path}: token classification needs a fast tokenizer (tokenizer.json) to map "
+                              f"sub-word pieces to words")
     if tok.pad_token is None:
         if tok.eos_token is None:
             raise LmClassifyError(f"tokenizer in {path} has neither a pad nor an EOS token")
         tok.pad_token = tok.eos_token
     tok.padding_side = "right"
     return tok
+
+
+def family(config) -> str:
+    """'encoder' (reads both ways) or 'decoder': what the family defaults are keyed on."""
+    return "encoder" if is_encoder(config) else "decoder"
+
+
+def model_family(model: str) -> str:
+    """The family of a model argument, from its config alone (no weights loaded)."""
+    return family(AutoConfig.from_pretrained(resolve_model(model)))
+
+
+def position_limit(config, tokenizer=None) -> Optional[int]:
+    """The most tokens the model can read: its position table (and the tokenizer's stated
+    limit, which is smaller where positions are offset, as in RoBERTa)."""
+    limits = [getattr(config.get_text_config(), "max_position_embeddings", None)]
+    tok_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_limit, int) and tok_limit < 1_000_000:
+        limits.append(tok_limit)
+    limits = [x for x in limits if isinstance(x, int) and x > 0]
+    return min(limits) if limits else None
 
 
 def default_pooling(config) -> str:
@@ -48,7 +86,7 @@ ENCODER_TRAIN_LAYERS: Union[int, str] = "blocks"
 
 
 def default_train_layers(config) -> Union[int, str]:
-    """``--train-layers auto``: an int or 'all'/'head' for SequenceClassifier."""
+    """``--train-layers auto``: an int or 'all'/'head' for the network."""
     value = ENCODER_TRAIN_LAYERS if is_encoder(config) else DECODER_TRAIN_LAYERS
     return num_layers(config) if value == "blocks" else value
 
@@ -59,47 +97,68 @@ def needs_own_head(encoder: bool, head: str, siamese: bool) -> bool:
     return encoder or head != "linear" or siamese
 
 
-def build_classifier(model: str, id2label: dict[int, str], train_layers: Union[int, str] = 1,
-                     pooling: str = "auto", head_bias: bool = False, seed: Optional[int] = None,
-                     input_template: str = "auto", head: str = "linear",
-                     problem_type: str = "single_label_classification",
-                     siamese: bool = False) -> tuple[SequenceClassifier, object, Path]:
-    """Load ``model`` with a fresh classification head (N(0, 0.02) init, seeded).
+@dataclass
+class Built:
+    """A fresh network and what else the estimator keeps from building it."""
 
-    ``id2label`` gives the outputs (one, named e.g. "score", for regression);
+    network: nn.Module
+    tokenizer: object
+    input_template: str  # the frame installed in the tokenizer: "chat" or "none"
+    family: str  # "encoder" | "decoder"
+    position_limit: Optional[int]
+
+
+def build_network(network: str, model: str, id2label: dict[int, str], *, train_layers: Union[int, str] = 1,
+                  pooling: str = "auto", head: str = "linear", head_bias: bool = False, crf: bool = False,
+                  siamese: bool = False, input_template: str = "auto",
+                  problem_type: Optional[str] = None, seed: Optional[int] = None) -> Built:
+    """Load ``model`` with a fresh head for ``id2label`` (N(0, 0.02) init, seeded):
+    a ``SequenceClassifier`` (one output per text) or a ``TokenTagger`` (per token).
     ``problem_type`` is transformers' name for the task, written into config.json."""
     path = resolve_model(model)
-    tok = load_tokenizer(path)
+    words = network == TOKEN
+    tok = load_tokenizer(path, words=words)
     config = AutoConfig.from_pretrained(path)
     encoder = is_encoder(config)
-    tok.lmc_input_template = apply_input_template(tok, input_template, encoder)
+    template = "none" if words else apply_input_template(tok, input_template, encoder)
     config.num_labels = len(id2label)
     config.id2label = {int(k): v for k, v in id2label.items()}
     config.label2id = {v: int(k) for k, v in id2label.items()}
     config.pad_token_id = tok.pad_token_id
-    config.problem_type = problem_type
+    if problem_type:
+        config.problem_type = problem_type
     if train_layers == "auto":
         train_layers = default_train_layers(config)
+    auto = AutoModelForTokenClassification if words else AutoModelForSequenceClassification
     if seed is not None:
         torch.manual_seed(seed)  # the head's initialisation
     try:
-        hf = AutoModelForSequenceClassification.from_pretrained(path, config=config, dtype=torch.float32)
+        hf = auto.from_pretrained(path, config=config, dtype=torch.float32)
     except ValueError as e:
-        raise LmClassifyError(f"{model}: transformers has no sequence-classification model for it ({e})") from e
+        what = "token" if words else "sequence"
+        raise LmClassifyError(f"{model}: transformers has no {what}-classification model for it ({e})") from e
+    width = config.get_text_config().hidden_size
     own = None
-    if needs_own_head(encoder, head, siamese):
-        if seed is not None:
-            torch.manual_seed(seed)
-        width = config.get_text_config().hidden_size * (3 if siamese else 1)
-        own = make_head(head, width, len(id2label))
-    elif head_bias:
-        _add_head_bias(hf)
-    clf = SequenceClassifier(hf, default_pooling(config) if pooling == "auto" else pooling, train_layers,
-                             head=own, siamese=siamese)
-    return clf, tok, path
+    if words:
+        if head != "linear":
+            if seed is not None:
+                torch.manual_seed(seed)
+            own = make_head(head, width, len(id2label))
+        net: nn.Module = TokenTagger(hf, train_layers, crf=crf, head=own)
+    else:
+        if needs_own_head(encoder, head, siamese):
+            if seed is not None:
+                torch.manual_seed(seed)
+            own = make_head(head, width * (3 if siamese else 1), len(id2label))
+        elif head_bias:
+            add_head_bias(hf)
+        net = SequenceClassifier(hf, default_pooling(config) if pooling == "auto" else pooling, train_layers,
+                                 head=own, siamese=siamese)
+    return Built(net, tok, template, family(config), position_limit(config, tok))
 
 
-def _add_head_bias(hf) -> None:
+def add_head_bias(hf) -> None:
+    """Give transformers' bias-free ``score``/``classifier`` Linear a zero bias."""
     for name in ("score", "classifier"):
         old = getattr(hf, name, None)
         if isinstance(old, torch.nn.Linear) and old.bias is None:

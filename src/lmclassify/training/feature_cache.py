@@ -68,7 +68,7 @@ def _states(model, input_ids: list[list[int]], pad_id: int, device: torch.device
     lengths = side.lengths
     hidden_size = model.hf.config.get_text_config().hidden_size
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    flat = _allocate(model, input_ids, int(offsets[-1]), hidden_size)
+    flat, spill = _allocate(model, input_ids, int(offsets[-1]), hidden_size)
     if flat is None:  # found complete on disk
         flat = _open_memmap(model, input_ids, int(offsets[-1]), hidden_size)
     else:
@@ -80,7 +80,8 @@ def _states(model, input_ids: list[list[int]], pad_id: int, device: torch.device
                 h = model.features(b["input_ids"].to(device), b["attention_mask"].to(device)).float().cpu()
             for r, i in enumerate(idx):
                 flat[offsets[i]:offsets[i + 1]] = h[r, :lengths[i]]
-        _finish(flat)
+        if spill is not None:
+            _finish(*spill)
     return [flat[offsets[i]:offsets[i + 1]] for i in range(len(input_ids))]
 
 
@@ -104,27 +105,26 @@ def _memmap_path(model, input_ids: list[list[int]]) -> Path:
     return cache_root() / "features" / f"{cache_key(model, input_ids)}.f32"
 
 
-def _allocate(model, input_ids: list[list[int]], n_tokens: int, hidden: int) -> Optional[torch.Tensor]:
+def _allocate(model, input_ids: list[list[int]], n_tokens: int, hidden: int
+              ) -> tuple[Optional[torch.Tensor], Optional[tuple]]:
+    """A buffer to fill, and for a disk spill what ``_finish`` needs to publish it; (None,
+    None) when a complete spill file is already on disk."""
     nbytes = n_tokens * hidden * 4
     if nbytes <= MEMORY_LIMIT_BYTES:
-        return torch.empty(n_tokens, hidden)
+        return torch.empty(n_tokens, hidden), None
     path = _memmap_path(model, input_ids)
     if path.exists() and path.stat().st_size == nbytes:
-        return None
+        return None, None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
     arr = np.memmap(tmp, dtype=np.float32, mode="w+", shape=(n_tokens, hidden))
-    t = torch.from_numpy(arr)
-    t._lmc_memmap = (arr, tmp, path)  # flushed and renamed into place once complete
-    return t
+    return torch.from_numpy(arr), (arr, tmp, path)
 
 
-def _finish(flat: torch.Tensor) -> None:
-    spill = getattr(flat, "_lmc_memmap", None)
-    if spill:
-        arr, tmp, path = spill
-        arr.flush()
-        os.replace(tmp, path)
+def _finish(arr: np.memmap, tmp: Path, path: Path) -> None:
+    """Flush the spill and rename it into place: only a complete file is ever found."""
+    arr.flush()
+    os.replace(tmp, path)
 
 
 def _open_memmap(model, input_ids: list[list[int]], n_tokens: int, hidden: int) -> torch.Tensor:

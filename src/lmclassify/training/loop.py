@@ -41,21 +41,21 @@ def _model_inputs(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k != "labels"}
 
 
-_autocast = autocast
-
-
 @torch.inference_mode()
-def predict_logits(model, enc: Encoded, pad_id: int, device: torch.device, batch_size: int = 64) -> torch.Tensor:
-    """Logits for every example, in input order; longest-first batches waste no padding."""
+def predict_logits(model, task, enc: Encoded, pad_id: int, device: torch.device, batch_size: int = 64) -> torch.Tensor:
+    """The network's outputs for every example, in input order, gathered by the task
+    ((N, C) per text; (N, T, C) per token). Longest-first batches waste no padding."""
     model.eval()
     use_features = enc.features is not None
+    lengths = enc.lengths
     out: list = [None] * len(enc)
-    for idx, batch in iterate(enc, sorted_batches(enc.lengths, batch_size), pad_id, use_features):
-        with _autocast(device):
+    for idx, batch in iterate(enc, sorted_batches(lengths, batch_size), pad_id, use_features):
+        with autocast(device):
             logits = model(**_model_inputs(_to(batch, device))).float().cpu()
         for r, i in enumerate(idx):
-            out[i] = logits[r]
-    return torch.stack(out)
+            # a per-token output keeps only its own positions, not the batch's padding
+            out[i] = logits[r, :lengths[i]] if logits.ndim == 3 else logits[r]
+    return task.gather(out)
 
 
 def _optimizer(model, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -83,11 +83,8 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
     params = [p for p in model.parameters() if p.requires_grad]
     # Batches vary in length: dynamic shapes compile once instead of once per length.
     forward = torch.compile(model, dynamic=True) if cfg.compile else model
-    # What the task says about its metrics (training/tasks.py:Task); a task object without
-    # these facts gets the classification defaults.
-    higher = task.higher_is_better(cfg.monitor) if hasattr(task, "higher_is_better") else cfg.monitor != "val_loss"
-    running = getattr(task, "running_metric", "accuracy")  # None: no per-batch statistic (regression)
-    record_keys = getattr(task, "record_keys", ("loss", "accuracy", "f1_macro"))
+    higher = task.higher_is_better(cfg.monitor)
+    running = task.running_metric  # None: no per-batch statistic (regression)
     res = FitResult()
     best_state, bad_evals = None, 0
     seen, run_loss, run_correct, run_n = 0, 0.0, 0, 0
@@ -101,8 +98,8 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
             rec[f"train_{running}"] = run_correct / max(run_n, 1)
         run_loss, run_correct, run_n = 0.0, 0, 0
         if val is not None and len(val):
-            m = task.metrics(predict_logits(model, val, pad_id, device, cfg.eval_batch_size), val.labels)
-            rec.update({f"val_{k}": m[k] for k in record_keys if k in m})
+            m = task.metrics(predict_logits(model, task, val, pad_id, device, cfg.eval_batch_size), val.labels)
+            rec.update({f"val_{k}": m[k] for k in task.record_keys if k in m})
             score = rec.get(cfg.monitor)
             if score is None:
                 raise ValueError(f"monitor {cfg.monitor!r} not among {sorted(rec)}")
@@ -126,7 +123,7 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
                    desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=None)
         for i, (idx, batch) in enumerate(bar):
             batch = _to(batch, device)
-            with _autocast(device):
+            with autocast(device):
                 logits = forward(**_model_inputs(batch))
             loss = task.loss(logits, batch["labels"])
             (loss / cfg.grad_accum).backward()
@@ -158,6 +155,9 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
         if not cfg.eval_every and evaluate_now(epoch + 1.0):
             res.stopped_early = epoch + 1 < cfg.epochs
             break
+    else:
+        if cfg.eval_every and res.steps % cfg.eval_every:  # the steps after the last evaluation count too
+            evaluate_now(float(cfg.epochs))
     if best_state is not None and cfg.keep_best:
         with torch.no_grad():
             for name, p in model.named_parameters():

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from ..data.labels import LabelMap
 from ..errors import LmClassifyError
 from ..evaluation.metrics import multilabel_metrics
-from .tasks import Task
+from .base import Task, register
+from .weights import parse_class_weights
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 
@@ -27,6 +28,7 @@ def split_labels(value, separator: str) -> list:
     return [value]
 
 
+@register
 class MultiLabel(Task):
     kind = "multi"
     name = "multi_label_classification"
@@ -43,7 +45,8 @@ class MultiLabel(Task):
             raise LmClassifyError(f"saved thresholds ({len(self.thresholds)}) do not match the {C} labels")
 
     @classmethod
-    def fit(cls, labels: Sequence, separator: str = ",", class_weights: Optional[str] = None) -> "MultiLabel":
+    def fit(cls, labels: Sequence, *, separator: str = ",", class_weights: Optional[str] = None,
+            positive_label=None) -> "MultiLabel":
         rows = [split_labels(y, separator) for y in labels]
         flat = [v for r in rows for v in r]
         if not flat:
@@ -59,8 +62,6 @@ class MultiLabel(Task):
     def _pos_weight(self, spec: Optional[str], Y: np.ndarray) -> Optional[torch.Tensor]:
         """``--class-weights auto``: BCE's pos_weight n_neg / n_pos per label, so a label's
         positives weigh as much as its negatives; or explicit weights, one per label."""
-        from .tasks import parse_class_weights
-
         if spec is None or spec == "none":
             return None
         if spec == "auto":
@@ -68,11 +69,14 @@ class MultiLabel(Task):
             return torch.tensor((len(Y) - pos) / np.maximum(pos, 1), dtype=torch.float32)
         return parse_class_weights(spec, Y.sum(0), self.labels.classes)
 
-    @property
-    def record_keys(self) -> tuple[str, ...]:
-        return ("loss", "accuracy", "f1_micro", "f1_macro")
+    record_keys = ("loss", "accuracy", "f1_micro", "f1_macro")
+    report_columns = ("loss", "accuracy", "f1_micro", "f1_macro", "precision_micro", "recall_micro")
 
-    def encode_labels(self, labels: Sequence) -> list[list[float]]:
+    @classmethod
+    def from_saved(cls, labels: Optional[dict], state: dict, positive_label=None) -> "MultiLabel":
+        return cls(LabelMap.from_dict(labels), **state)
+
+    def encode_labels(self, labels: Sequence, where=None) -> list[list[float]]:
         """Multi-hot rows (n, C); an unknown label is the LabelMap's one-line error."""
         rows = [split_labels(y, self.separator) for y in labels]
         ids = self.labels.encode([v for r in rows for v in r])

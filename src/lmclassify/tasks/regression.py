@@ -13,14 +13,15 @@ import torch.nn.functional as F
 
 from ..errors import LmClassifyError
 from ..evaluation.metrics import regression_metrics
-from .tasks import Task, _number
+from .base import Task, register
+from .numbers import number
 
 
 def to_targets(labels: Sequence) -> list[float]:
     """Floats, or one error naming the first value that is not a finite number."""
     out = []
     for i, y in enumerate(labels):
-        v = _number(y)
+        v = number(y)
         if v is None or not math.isfinite(v):
             raise LmClassifyError(f"regression targets must be numbers; row {i + 1} has {y!r}. "
                                   f"Fix the data, or pass --task single if these are class names")
@@ -28,6 +29,7 @@ def to_targets(labels: Sequence) -> list[float]:
     return out
 
 
+@register
 class Regression(Task):
     kind = "regression"
     name = "regression"
@@ -38,21 +40,26 @@ class Regression(Task):
         self.mean, self.std = float(mean), float(std)
 
     @classmethod
-    def fit(cls, labels: Sequence) -> "Regression":
+    def fit(cls, labels: Sequence, *, separator: str = ",", class_weights=None, positive_label=None) -> "Regression":
+        if class_weights not in (None, "none"):
+            raise LmClassifyError("--class-weights applies to classification; a regression task has no classes")
         y = torch.tensor(to_targets(labels), dtype=torch.float64)
         if len(y) < 2:
             raise LmClassifyError("regression needs at least two training targets")
         std = float(y.std())
         return cls(float(y.mean()), std if std > 0 else 1.0)
 
-    @property
-    def record_keys(self) -> tuple[str, ...]:
-        return ("loss", "mse", "pearson", "spearman")
+    record_keys = ("loss", "mse", "pearson", "spearman")
+    report_columns = ("loss", "pearson", "spearman", "mse", "mae")
+
+    @classmethod
+    def from_saved(cls, labels, state: dict, positive_label=None) -> "Regression":
+        return cls(**state)
 
     def id2label(self) -> dict[int, str]:
         return {0: "score"}
 
-    def encode_labels(self, labels: Sequence) -> list[float]:
+    def encode_labels(self, labels: Sequence, where=None) -> list[float]:
         return to_targets(labels)
 
     def _values(self, logits: torch.Tensor) -> torch.Tensor:

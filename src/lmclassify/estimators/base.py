@@ -1,0 +1,283 @@
+"""The estimator family's shared body: the scikit-learn contract over the one pipeline.
+
+``__init__`` only stores hyper-parameters, and its signature is derived from the config
+dataclasses (``config.py``), so ``get_params``/``set_params``/``sklearn.base.clone`` see
+exactly the options that will be trained with. ``fit`` resolves what was left unset
+(model family defaults, the task's monitor), builds the network for the task, encodes,
+caches the frozen prefix, runs the one loop and tunes the task's decision rules; learned
+state lives in ``trailing_`` attributes. Subclasses say how inputs become ``Encoded``
+and how outputs become predictions.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar, Optional, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+
+from ..config import DataConfig, ModelConfig, TrainConfig, check_options, fill_defaults
+from ..data.batching import Encoded
+from ..errors import LmClassifyError
+from ..models.load import build_network, model_family
+from ..models.resolve import DEFAULT_DECODER, DEFAULT_ENCODER
+from ..tasks import TOKEN, Task
+from ..training.device import pick_device
+from ..training.feature_cache import build_features
+from ..training.loop import FitResult, fit, predict_logits
+
+
+def _param_name(f: dataclasses.Field) -> str:
+    flag = f.metadata.get("flag")
+    return flag.lstrip("-").replace("-", "_") if flag else f.name
+
+
+def estimator_params(network: str) -> list[tuple[str, str, dataclasses.Field]]:
+    """(parameter, section, field) for every model/train option that applies to ``network``."""
+    out = []
+    for section, cls in (("model", ModelConfig), ("train", TrainConfig)):
+        for f in dataclasses.fields(cls):
+            if network in f.metadata.get("applies", (network,)):
+                out.append((_param_name(f), section, f))
+    return out
+
+
+def _init_with_signature(params: list[tuple[str, Any]]):
+    """An ``__init__`` that stores keyword arguments, with a real signature for scikit-learn."""
+    names = [n for n, _ in params]
+
+    def __init__(self, *args, **kwargs):
+        bound = __init__.__signature__.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        for name in names:
+            setattr(self, name, bound.arguments[name])
+
+    first, rest = params[0], params[1:]
+    sig = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+           inspect.Parameter(first[0], inspect.Parameter.POSITIONAL_OR_KEYWORD, default=first[1])]
+    sig += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, d in rest]
+    __init__.__signature__ = inspect.Signature(sig)
+    return __init__
+
+
+class LMEstimator(BaseEstimator):
+    """Base of ``TextClassifier`` and ``TokenClassifier``; see the module docstring."""
+
+    NETWORK: ClassVar[str] = ""
+    DEFAULT_MODEL: ClassVar[str] = DEFAULT_DECODER
+    EXTRA_PARAMS: ClassVar[tuple[tuple[str, Any], ...]] = (("progress", True),)
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.NETWORK:
+            params = [(n, f.default) for n, _, f in estimator_params(cls.NETWORK)] + list(cls.EXTRA_PARAMS)
+            cls.__init__ = _init_with_signature(params)
+
+    # ---- configuration -------------------------------------------------------------
+    def configs(self) -> tuple[ModelConfig, TrainConfig]:
+        """The run's model and train sections, from the parameters (unset options None)."""
+        values: dict[str, dict] = {"model": {}, "train": {}}
+        for name, section, f in estimator_params(self.NETWORK):
+            values[section][f.name] = getattr(self, name)
+        return ModelConfig(**values["model"]), TrainConfig(**values["train"])
+
+    def data_config(self) -> DataConfig:
+        """The data options the estimator itself uses (saved with the model)."""
+        return DataConfig()
+
+    def set_data_config(self, data: DataConfig) -> "LMEstimator":
+        """Take the data options the estimator uses (positive label, label separator)."""
+        return self
+
+    @classmethod
+    def from_config(cls, mc: ModelConfig, tc: TrainConfig, data: Optional[DataConfig] = None,
+                    progress: bool = True) -> "LMEstimator":
+        """An unfitted estimator whose parameters are these config sections."""
+        est = cls().set_config(mc, tc)
+        est.progress = progress
+        return est.set_data_config(data or DataConfig())
+
+    def set_config(self, mc: ModelConfig, tc: TrainConfig) -> "LMEstimator":
+        """Parameters from config sections: the inverse of ``configs``."""
+        for name, section, f in estimator_params(self.NETWORK):
+            setattr(self, name, getattr(mc if section == "model" else tc, f.name))
+        return self
+
+    # ---- what subclasses provide -----------------------------------------------------
+    def _make_task(self, y: Sequence, mc: ModelConfig, tc: TrainConfig) -> Task:
+        raise NotImplementedError
+
+    def _prepare(self, X: Sequence) -> None:
+        """Learn input facts from the training inputs (text pairs); most have none."""
+
+    def _encode(self, X: Sequence, y: Optional[Sequence] = None) -> Encoded:
+        raise NotImplementedError
+
+    def _network_options(self, mc: ModelConfig) -> dict:
+        raise NotImplementedError
+
+    def _restored(self, meta: dict, data: DataConfig) -> None:
+        """Take back what ``save`` kept beyond the model and train sections."""
+
+    def _init_network(self, y: Sequence) -> None:
+        """Start task-specific parts of the network from the training labels; most have none."""
+
+    def _built(self, mc: ModelConfig) -> None:
+        """Record what building the network resolved (e.g. pooling 'auto'); most have nothing."""
+
+    def _evaluation_extras(self, enc: Encoded) -> dict:
+        return {}
+
+    # ---- fitting -----------------------------------------------------------------
+    def fit(self, X: Sequence, y: Sequence, validation: Optional[tuple] = None, log=None) -> "LMEstimator":
+        """Train on inputs ``X`` and labels ``y``; ``validation`` = (X_val, y_val) drives
+        early stopping, the best weights and (multi-label) thresholds. Returns self."""
+        mc, tc = self.configs()
+        check_options(mc, tc)
+        if len(X) != len(y):
+            raise LmClassifyError(f"{len(X)} inputs but {len(y)} labels")
+        task = self._make_task(y, mc, tc)
+        if task.network != self.NETWORK:
+            raise LmClassifyError(f"a {task.kind} task needs {'TokenClassifier' if task.network == TOKEN else 'TextClassifier'}"
+                                  f", not {type(self).__name__}")
+        mc.name = mc.name or (DEFAULT_ENCODER if task.network == TOKEN else self.DEFAULT_MODEL)
+        self.defaulted_ = fill_defaults(mc, tc, task.network, model_family(mc.name))
+        tc.monitor = tc.monitor or task.default_monitor()
+        task.check_monitor(tc.monitor)
+        self._prepare(X)
+        torch.manual_seed(tc.seed)
+        np.random.seed(tc.seed)
+        self.device_ = pick_device(tc.device)
+        built = build_network(task.network, mc.name, task.id2label(), train_layers=mc.train_layers,
+                              problem_type=task.name if task.network != TOKEN else None, seed=tc.seed,
+                              **self._network_options(mc))
+        self.module_, self.tokenizer_, self.input_template_ = built.network, built.tokenizer, built.input_template
+        self.family_ = built.family
+        if built.position_limit and mc.max_length > built.position_limit:
+            warnings.warn(f"--max-length {mc.max_length} is past {mc.name}'s limit of {built.position_limit} "
+                          f"tokens; using {built.position_limit}", stacklevel=2)
+            mc.max_length = built.position_limit
+        mc.train_layers = self.module_.train_layers
+        self._built(mc)
+        self.model_config_, self.train_config_ = mc, tc
+        self.task_ = task
+        task.attach(self.module_)
+        self._init_network(y)
+        self.classes_ = task.classes
+        self.module_.to(self.device_)
+        trainable, total = self.module_.parameter_counts()
+        self.parameter_counts_ = {"trainable": trainable, "total": total}
+        if self.progress:
+            print(f"task: {self._describe()}; model {mc.name} ({self.family_}); trainable parameters: "
+                  f"{trainable:,} / {total:,} ({100 * trainable / total:.2f} %)")
+            print("options: " + ", ".join(f"{k}={getattr(mc if hasattr(mc, k) else tc, k)}" for k in
+                                          ("train_layers", "max_length", "epochs", "batch_size", "learning_rate",
+                                           "weight_decay", "schedule", "warmup_ratio", "monitor")))
+        t0 = time.perf_counter()
+        self._encoded = {"train": self._encode(X, y)}
+        if validation is not None:
+            self._encoded["validation"] = self._encode(*validation)
+        self.truncated_ = {k: e.truncated for k, e in self._encoded.items()}
+        self.feature_cache_ = bool(tc.feature_cache and self.module_.cacheable)
+        if self.feature_cache_:
+            for name, enc in self._encoded.items():
+                build_features(self.module_, enc, self.pad_id, self.device_, desc=f"cache {name}")
+        val = self._encoded.get("validation")
+        self.fit_result_: FitResult = fit(self.module_, task, self._encoded["train"], val, tc, self.pad_id,
+                                          self.device_, log=log)
+        # Decision rules tuned on validation (multi-label thresholds); None for most tasks.
+        self.calibration_ = None if val is None else task.calibrate(self._outputs(val), val.labels)
+        self.train_seconds_ = time.perf_counter() - t0
+        return self
+
+    def _describe(self) -> str:
+        return self.task_.kind
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer_.pad_token_id
+
+    # ---- using ---------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise LmClassifyError(f"this {type(self).__name__} is not fitted yet: call fit() or lmclassify.load(dir)")
+
+    def _outputs(self, enc: Encoded) -> torch.Tensor:
+        return predict_logits(self.module_, self.task_, enc, self.pad_id, self.device_,
+                              self.train_config_.eval_batch_size)
+
+    def decision_function(self, X: Sequence) -> torch.Tensor:
+        """The network's raw outputs (logits) for ``X``."""
+        self._check_fitted()
+        return self._outputs(self._encode(X))
+
+    def evaluate(self, X: Sequence, y: Sequence, split: Optional[str] = None) -> dict:
+        """Metrics on labelled inputs. Splits seen in ``fit`` reuse their encoding and
+        cached features. ``truncated`` counts inputs cut by max_length."""
+        self._check_fitted()
+        enc = getattr(self, "_encoded", {}).get(split) if split else None
+        if enc is None:
+            enc = self._encode(X, y)
+            if getattr(self, "feature_cache_", False):
+                build_features(self.module_, enc, self.pad_id, self.device_, desc=f"cache {split or 'eval'}")
+        m = self.task_.metrics(self._outputs(enc), enc.labels)
+        m.update(self._evaluation_extras(enc))
+        m["truncated"] = enc.truncated
+        return m
+
+    def score(self, X: Sequence, y: Sequence) -> float:
+        """scikit-learn's score: the task's main metric (accuracy, macro F1, Pearson r,
+        entity F1); higher is better."""
+        return self.task_.score(self.evaluate(X, y))
+
+    # ---- persistence -------------------------------------------------------------
+    def save(self, directory, **extra) -> Path:
+        """Write the model directory (see ``estimators/artifacts.py``)."""
+        from .artifacts import save_model_dir
+
+        self._check_fitted()
+        if self._is_int8():
+            raise LmClassifyError("an int8 model is for inference only; save the model before quantize()")
+        return save_model_dir(Path(directory), self, **extra)
+
+    @classmethod
+    def load(cls, directory, device: str = "auto", quantize: Optional[str] = None) -> "LMEstimator":
+        """Load a saved model directory of this estimator's kind; ``quantize="int8"`` makes
+        it an int8 model for CPU inference (see ``quantize``)."""
+        from .artifacts import restore
+
+        est = restore(cls, Path(directory), pick_device(device))
+        if quantize:
+            est.quantize(quantize)
+        return est
+
+    def quantize(self, kind: str = "int8") -> "LMEstimator":
+        """int8 weights and per-token int8 activations in every Linear/Conv1D but the head
+        (CPU inference; ``models/int8.py`` says why not torch's dynamic quantization).
+        SmolLM2 on SMS spam: same labels as fp32 on 300/300 test texts (bench/speed.py)."""
+        from ..models.int8 import quantize_int8
+
+        self._check_fitted()
+        if kind != "int8":
+            raise LmClassifyError(f"unknown quantization {kind!r}; only 'int8' is supported")
+        if self.device_.type != "cpu":
+            raise LmClassifyError("int8 quantization runs on the CPU only; use --device cpu")
+        if not hasattr(torch, "_int_mm"):
+            raise LmClassifyError(f"int8 needs torch._int_mm, which torch {torch.__version__} lacks")
+        if self._is_int8():
+            return self
+        keep = {id(m) for m in self.module_.head.modules()}
+        if not quantize_int8(self.module_, keep=keep):
+            raise LmClassifyError(f"int8: this {self.module_.hf.config.model_type} model has no linear layers "
+                                  f"to quantize")
+        return self
+
+    def _is_int8(self) -> bool:
+        from ..models.int8 import Int8Linear
+
+        return any(isinstance(m, Int8Linear) for m in self.module_.modules())

@@ -1,0 +1,6 @@
+"""Jobs: what the CLI (and any other shell) runs, as importable functions that return data."""
+from .train import train
+from .use import evaluate, predict
+from .zero_shot import zero_shot
+
+__all__ = ["train", "evaluate", "predict", "zero_shot"]
