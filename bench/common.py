@@ -18,11 +18,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def recipe_split(recipe: str, seed: int = 123):
     """(train, validation, test) Examples exactly as ``lmclassify train --recipe`` reads them."""
-    from lmclassify.config import DataConfig, RunConfig
-    from lmclassify.training.run import apply_recipe, load_splits
+    from lmclassify.config import DataConfig, RunConfig, TrainConfig
+    from lmclassify.jobs.train import load_splits, resolve, wants_tokens
 
-    cfg = apply_recipe(RunConfig(data=DataConfig(recipe=recipe)))
-    return load_splits(cfg.data, seed)
+    cfg = resolve(RunConfig(data=DataConfig(recipe=recipe), train=TrainConfig(seed=seed)))
+    return load_splits(cfg.data, seed, wants_tokens(cfg))
 
 
 def spam_split(seed: int = 123):

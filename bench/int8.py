@@ -46,7 +46,7 @@ def run_case(recipe: str, model: str, batch: int) -> dict:
         rates: dict = {"fp32": [], "int8": []}
         labels = {}
         for clf in (fp32, int8):
-            clf.train_config.eval_batch_size = batch
+            clf.train_config_.eval_batch_size = batch
             clf.predict(test.texts[:batch])  # warm-up
         for _ in range(3):
             for name, clf in (("fp32", fp32), ("int8", int8)):

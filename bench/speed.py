@@ -88,13 +88,13 @@ def _inference(clf, test) -> dict:
     with tempfile.TemporaryDirectory() as d:
         clf.save(Path(d) / "m")
         ours = TextClassifier.load(Path(d) / "m", device="cpu")
-        ours.train_config.eval_batch_size = BS
+        ours.train_config_.eval_batch_size = BS
         pipe = pipeline("text-classification", model=str(Path(d) / "m"), device="cpu", batch_size=BS)
         ours.predict(test.texts[:8]); pipe(test.texts[:8], truncation=True)  # warm-up
         t0 = time.perf_counter(); ours_labels = ours.predict(test.texts); t_ours = time.perf_counter() - t0
         t0 = time.perf_counter(); theirs = pipe(test.texts, truncation=True); t_pipe = time.perf_counter() - t0
         q = TextClassifier.load(Path(d) / "m", device="cpu", quantize="int8")
-        q.train_config.eval_batch_size = BS
+        q.train_config_.eval_batch_size = BS
         t0 = time.perf_counter(); q_labels = q.predict(test.texts); t_q = time.perf_counter() - t0
     agree = sum(str(a) == b["label"] for a, b in zip(ours_labels, theirs)) / len(test)
     acc = lambda labels: sum(str(a) == str(b) for a, b in zip(labels, test.labels)) / len(test)  # noqa: E731

@@ -149,7 +149,15 @@ def test_evaluate_fp32_and_int8_on_gpt2_conv1d_blocks(trained, tmp_path):
     out, data = trained
     assert main(["evaluate", str(out), "--data", str(data), "--output", str(tmp_path / "m.json")]) == 0
     full = json.loads((tmp_path / "m.json").read_text())
-    assert full["n"] == 160 and 0 <= full["accuracy"] <= 1
+    import csv
+
+    import lmclassify
+
+    rows = list(csv.DictReader(open(data, encoding="utf-8")))
+    predicted = lmclassify.load(out, device="cpu").predict([r["text"] for r in rows])
+    by_hand = sum(p == r["label"] for p, r in zip(predicted, rows)) / len(rows)
+    assert full["n"] == 160 and full["accuracy"] == pytest.approx(by_hand)  # evaluate scores what predict says
+    assert sum(map(sum, full["confusion_matrix"])) == 160
     # GPT-2's blocks are transformers Conv1D, not nn.Linear: int8 must cover them too
     assert main(["evaluate", str(out), "--data", str(data), "--quantize", "int8",
                  "--output", str(tmp_path / "q.json")]) == 0

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 from lmclassify.models.input_template import apply_input_template, chat_frame
-from helpers import build_classifier
 from lmclassify.models.load import load_tokenizer
 
 

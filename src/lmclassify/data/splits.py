@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import LmClassifyError
 from .examples import Examples
+from .numbers import float_written, number
 
 Fractions = tuple[float, float, float]
 
@@ -60,34 +61,6 @@ def undersample(ex: Examples, seed: int) -> Examples:
     return ex.subset([keep[i] for i in order])
 
 
-def _number_written_as_float(y: object) -> bool:
-    """A float, or a string that parses as a finite number but not as an integer ("3.8", "1e-3")."""
-    if isinstance(y, float):
-        return True
-    if isinstance(y, str):
-        try:
-            int(y)
-            return False
-        except ValueError:
-            pass
-        try:
-            return math.isfinite(float(y))
-        except ValueError:
-            return False
-    return False
-
-
-def _is_number(y: object) -> bool:
-    if isinstance(y, bool):
-        return False
-    if isinstance(y, (int, float)):
-        return True
-    try:
-        return math.isfinite(float(y))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-
-
 def _class_codes(labels: Optional[Sequence], separator: Optional[str]) -> Optional[np.ndarray]:
     """One integer code per row when the labels are one class per row, else None.
 
@@ -101,7 +74,7 @@ def _class_codes(labels: Optional[Sequence], separator: Optional[str]) -> Option
         return None
     if separator and any(isinstance(y, str) and separator in y for y in labels):
         return None
-    if all(_is_number(y) for y in labels) and any(_number_written_as_float(y) for y in labels):
+    if all(number(y) is not None for y in labels) and any(float_written(y) for y in labels):
         return None
     codes: dict = {}
     return np.array([codes.setdefault(y, len(codes)) for y in labels], dtype=np.int64)

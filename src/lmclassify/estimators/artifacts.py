@@ -96,7 +96,7 @@ def save_model_dir(directory: Path, est, config: Optional[RunConfig] = None, **e
     notes = [f"plain transformers refuses this directory (config.json model_type 'lmclassify') because "
              f"{'; '.join(gaps)}: load it with lmclassify"] if gaps else []
     notes += task.compatibility_notes() if not gaps else []
-    if getattr(est, "pairs_", False) and getattr(est, "pair_template_", None) and not gaps:
+    if est.pairs_ and est.pair_template_ and not gaps:
         notes.append(f"text pairs are joined into one text as {est.pair_template_!r}; give transformers "
                      "the joined text")
     meta = {
@@ -106,8 +106,8 @@ def save_model_dir(directory: Path, est, config: Optional[RunConfig] = None, **e
         "labels": None if task.labels is None else task.labels.to_dict(),
         "own_head": module.own_head,
         "folded_head": est.folded_,
-        "pairs": getattr(est, "pairs_", False),
-        "pair_template": getattr(est, "pair_template_", None),
+        "pairs": est.pairs_,
+        "pair_template": est.pair_template_,
         "input_template": est.input_template_,
         "base_model": mc.name,
         "transformers_compatible": not gaps,

@@ -25,7 +25,7 @@ from ..config import DataConfig, ModelConfig, TrainConfig, check_options, fill_d
 from ..data.batching import Encoded
 from ..errors import LmClassifyError
 from ..models.load import build_network, model_family
-from ..models.resolve import DEFAULT_DECODER, DEFAULT_ENCODER
+from ..models.resolve import DEFAULT_DECODER
 from ..tasks import TOKEN, Task
 from ..training.device import pick_device
 from ..training.feature_cache import build_features
@@ -71,6 +71,9 @@ class LMEstimator(BaseEstimator):
     NETWORK: ClassVar[str] = ""
     DEFAULT_MODEL: ClassVar[str] = DEFAULT_DECODER
     EXTRA_PARAMS: ClassVar[tuple[tuple[str, Any], ...]] = (("progress", True),)
+    # Input facts every estimator answers (only text pairs set them); class defaults, not fit state.
+    pairs_: bool = False
+    pair_template_: Optional[str] = None
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -137,42 +140,13 @@ class LMEstimator(BaseEstimator):
     def fit(self, X: Sequence, y: Sequence, validation: Optional[tuple] = None, log=None) -> "LMEstimator":
         """Train on inputs ``X`` and labels ``y``; ``validation`` = (X_val, y_val) drives
         early stopping, the best weights and (multi-label) thresholds. Returns self."""
-        mc, tc = self.configs()
-        check_options(mc, tc)
-        if len(X) != len(y):
-            raise LmClassifyError(f"{len(X)} inputs but {len(y)} labels")
-        task = self._make_task(y, mc, tc)
-        if task.network != self.NETWORK:
-            raise LmClassifyError(f"a {task.kind} task needs {'TokenClassifier' if task.network == TOKEN else 'TextClassifier'}"
-                                  f", not {type(self).__name__}")
-        mc.name = mc.name or (DEFAULT_ENCODER if task.network == TOKEN else self.DEFAULT_MODEL)
-        self.defaulted_ = fill_defaults(mc, tc, task.network, model_family(mc.name))
-        tc.monitor = tc.monitor or task.default_monitor()
-        task.check_monitor(tc.monitor)
-        self._prepare(X)
+        mc, tc, task = self._resolve(X, y)
         torch.manual_seed(tc.seed)
         np.random.seed(tc.seed)
         self.device_ = pick_device(tc.device)
-        built = build_network(task.network, mc.name, task.id2label(), train_layers=mc.train_layers,
-                              problem_type=task.name if task.network != TOKEN else None, seed=tc.seed,
-                              **self._network_options(mc))
-        self.module_, self.tokenizer_, self.input_template_ = built.network, built.tokenizer, built.input_template
-        self.family_ = built.family
-        if built.position_limit and mc.max_length > built.position_limit:
-            warnings.warn(f"--max-length {mc.max_length} is past {mc.name}'s limit of {built.position_limit} "
-                          f"tokens; using {built.position_limit}", stacklevel=2)
-            mc.max_length = built.position_limit
-        mc.train_layers = self.module_.train_layers
-        self._built(mc)
-        self.model_config_, self.train_config_ = mc, tc
-        self.task_ = task
-        task.attach(self.module_)
-        self._init_network(y)
-        self.classes_ = task.classes
-        self.module_.to(self.device_)
-        trainable, total = self.module_.parameter_counts()
-        self.parameter_counts_ = {"trainable": trainable, "total": total}
+        self._build(mc, tc, task, y)
         if self.progress:
+            trainable, total = self.parameter_counts_["trainable"], self.parameter_counts_["total"]
             print(f"task: {self._describe()}; model {mc.name} ({self.family_}); trainable parameters: "
                   f"{trainable:,} / {total:,} ({100 * trainable / total:.2f} %)")
             print("options: " + ", ".join(f"{k}={getattr(mc if hasattr(mc, k) else tc, k)}" for k in
@@ -194,6 +168,48 @@ class LMEstimator(BaseEstimator):
         self.calibration_ = None if val is None else task.calibrate(self._outputs(val), val.labels)
         self.train_seconds_ = time.perf_counter() - t0
         return self
+
+    def _resolve(self, X: Sequence, y: Sequence) -> tuple[ModelConfig, TrainConfig, Task]:
+        """The run's options with nothing left unset, checked before any model is loaded,
+        and the task fitted on the training labels."""
+        mc, tc = self.configs()
+        check_options(mc, tc)
+        if len(X) != len(y):
+            raise LmClassifyError(f"{len(X)} inputs but {len(y)} labels")
+        task = self._make_task(y, mc, tc)
+        if task.network != self.NETWORK:
+            raise LmClassifyError(f"a {task.kind} task needs "
+                                  f"{'TokenClassifier' if task.network == TOKEN else 'TextClassifier'}, "
+                                  f"not {type(self).__name__}")
+        mc.name = mc.name or self.DEFAULT_MODEL
+        self.defaulted_ = fill_defaults(mc, tc, task.network, model_family(mc.name))
+        tc.monitor = tc.monitor or task.default_monitor()
+        task.check_monitor(tc.monitor)
+        self._prepare(X)
+        return mc, tc, task
+
+    def _build(self, mc: ModelConfig, tc: TrainConfig, task: Task, y: Sequence) -> None:
+        """A fresh network for the task; what building it resolves goes back into ``mc``."""
+        built = build_network(task.network, mc.name, task.id2label(), train_layers=mc.train_layers,
+                              problem_type=task.name if task.network != TOKEN else None, seed=tc.seed,
+                              **self._network_options(mc))
+        self.module_, self.tokenizer_, self.input_template_ = built.network, built.tokenizer, built.input_template
+        self.family_ = built.family
+        if built.position_limit and mc.max_length > built.position_limit:
+            if "max_length" not in self.defaulted_:  # a default that does not fit is no news
+                warnings.warn(f"--max-length {mc.max_length} is past {mc.name}'s limit of "
+                              f"{built.position_limit} tokens; using {built.position_limit}", stacklevel=3)
+            mc.max_length = built.position_limit
+        mc.train_layers = self.module_.train_layers
+        self._built(mc)
+        self.model_config_, self.train_config_ = mc, tc
+        self.task_ = task
+        task.attach(self.module_)
+        self._init_network(y)
+        self.classes_ = task.classes
+        self.module_.to(self.device_)
+        trainable, total = self.module_.parameter_counts()
+        self.parameter_counts_ = {"trainable": trainable, "total": total}
 
     def _describe(self) -> str:
         return self.task_.kind
@@ -233,7 +249,8 @@ class LMEstimator(BaseEstimator):
     def score(self, X: Sequence, y: Sequence) -> float:
         """scikit-learn's score: the task's main metric (accuracy, macro F1, Pearson r,
         entity F1); higher is better."""
-        return self.task_.score(self.evaluate(X, y))
+        metrics = self.evaluate(X, y)
+        return self.task_.score(metrics)
 
     # ---- persistence -------------------------------------------------------------
     def save(self, directory, **extra) -> Path:

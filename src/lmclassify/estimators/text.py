@@ -42,6 +42,19 @@ class TextClassifier(LMEstimator):
         self.positive_label, self.label_separator = data.positive_label, data.label_separator
         return self
 
+    def __sklearn_tags__(self):
+        """A classifier for scikit-learn (stratified cross-validation folds) unless the task is
+        regression, or multi-label, whose label lists no stratified splitter reads. With
+        task 'auto', pass task='regression' for regression targets."""
+        from sklearn.utils import ClassifierTags, RegressorTags
+
+        tags = super().__sklearn_tags__()
+        kind = {"auto": "classifier", "single": "classifier", "regression": "regressor"}.get(self.task)
+        tags.estimator_type = kind
+        tags.classifier_tags = ClassifierTags() if kind == "classifier" else None
+        tags.regressor_tags = RegressorTags() if kind == "regressor" else None
+        return tags
+
     def _restored(self, meta: dict, data: DataConfig) -> None:
         self.set_data_config(data)
         self.pairs_ = bool(meta.get("pairs"))
@@ -81,17 +94,20 @@ class TextClassifier(LMEstimator):
     def predict_proba(self, X: Sequence) -> np.ndarray:
         """(n_texts, n_classes) probabilities; columns follow ``classes_`` (softmax for one
         label per text, independent sigmoids for multi-label; regression has none)."""
-        return self.task_.probabilities(self.decision_function(X)).numpy()
+        logits = self.decision_function(X)  # first: it says so when the estimator is not fitted
+        return self.task_.probabilities(logits).numpy()
 
     def predict(self, X: Sequence) -> list:
         """Labels as written in training (a list of labels per text for multi-label, a
         number for regression)."""
-        return self.task_.predict(self.decision_function(X))
+        logits = self.decision_function(X)
+        return self.task_.predict(logits)
 
     def predict_records(self, X: Sequence) -> list[dict]:
         """One JSON-ready dict per text: the text (and text_pair), then the task's answer:
         ``label``/``score``/``probabilities``, ``labels``/``probabilities`` or ``value``."""
+        logits = self.decision_function(X)
         firsts, pairs = split_inputs(X)
         heads = [{"text": t} for t in firsts] if pairs is None else \
             [{"text": a, "text_pair": b} for a, b in zip(firsts, pairs)]
-        return [{**h, **r} for h, r in zip(heads, self.task_.records(self.decision_function(X)))]
+        return [{**h, **r} for h, r in zip(heads, self.task_.records(logits))]

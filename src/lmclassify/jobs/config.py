@@ -39,7 +39,7 @@ def apply_recipe(cfg: RunConfig) -> RunConfig:
     """Fill what the config leaves open from its recipe: data handling (split, balance,
     positive label), the task shape, the model it was tuned with, and its options (all of
     them for a model of that family, else only the data's own: max length, monitor)."""
-    dc, mc, tc = cfg.data, cfg.model, cfg.train
+    dc, mc = cfg.data, cfg.model
     if not dc.recipe:
         return merge(cfg, {"data": {"split": tuple(dc.split or DEFAULT_SPLIT),
                                     "balance": None if dc.balance in (None, "none") else dc.balance}})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 from ..config import DataConfig, RunConfig
 from ..data.datasets import is_conll, read_dataset
@@ -21,7 +21,7 @@ from ..evaluation.plots import plot_confusion_matrix, plot_training_curves
 from ..evaluation.report import render_report, write_report
 from ..estimators.artifacts import staged_output
 from ..tasks import TOKEN, Task, make_task
-from .config import apply_recipe, default_model
+from .config import absolute_paths, apply_recipe, default_model
 
 SPLITS = ("train", "validation", "test")
 
@@ -80,8 +80,9 @@ def fit_task(cfg: RunConfig, train, others: dict, tokens: bool) -> Task:
 
 
 def resolve(cfg: RunConfig) -> RunConfig:
-    """The config with its recipe applied and a model named (see ``jobs/config.py``)."""
-    cfg = apply_recipe(cfg)
+    """The config with its recipe applied, a model named and data paths absolute (see
+    ``jobs/config.py``)."""
+    cfg = absolute_paths(apply_recipe(cfg))
     return default_model(cfg, wants_tokens(cfg))
 
 

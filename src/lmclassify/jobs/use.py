@@ -39,6 +39,7 @@ def evaluate(model_dir: PathLike, data: PathLike, *, text_column: Optional[str] 
     ex = read_dataset(data, tokens, text, label, pair)
     est = load_for_use(model_dir, device, quantize, batch_size)
     try:
+        est.task_.encode_labels(ex.labels, where=ex.where)  # unseen labels: named with their line
         return est.evaluate(ex.inputs(), ex.labels)
     except LmClassifyError as e:
         raise LmClassifyError(f"{data}: {e}") from None

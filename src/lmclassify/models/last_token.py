@@ -10,7 +10,6 @@ by their parts. Everything else takes the ordinary full path.
 from __future__ import annotations
 
 import importlib
-from typing import Optional
 
 import torch
 import torch.nn.functional as F

@@ -15,7 +15,7 @@ from ..errors import LmClassifyError
 from .backbone import is_encoder, num_layers
 from .heads import make_head
 from .input_template import apply_input_template
-from .resolve import resolve_model
+from .resolve import BUILTIN_MODELS, resolve_model
 from .sequence import SequenceClassifier
 from .tagger import TokenTagger
 
@@ -53,7 +53,10 @@ def family(config) -> str:
 
 
 def model_family(model: str) -> str:
-    """The family of a model argument, from its config alone (no weights loaded)."""
+    """The family of a model argument, from its config alone (no weights loaded; a built-in
+    model's family is known without unpacking its GGUF)."""
+    if model in BUILTIN_MODELS:
+        return BUILTIN_MODELS[model].family
     return family(AutoConfig.from_pretrained(resolve_model(model)))
 
 

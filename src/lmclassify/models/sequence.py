@@ -15,7 +15,7 @@ from torch import nn
 from . import last_token
 from .frozen_prefix import FrozenPrefixModel, find_linear_head
 from .heads import siamese_features
-from .pooling import Pooler, last_token_index, pool_last
+from .pooling import Pooler, last_token_index
 
 
 class SequenceClassifier(FrozenPrefixModel):

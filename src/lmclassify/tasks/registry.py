@@ -7,7 +7,7 @@ from typing import Any, Optional, Sequence
 from ..errors import LmClassifyError
 from .base import REGISTRY, Task
 from .multi_label import MultiLabel
-from .numbers import float_written, number
+from ..data.numbers import float_written, number
 from .regression import Regression
 from .single_label import SingleLabel
 from .token_labels import TokenLabels

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..errors import LmClassifyError
 from ..evaluation.metrics import regression_metrics
 from .base import Task, register
-from .numbers import number
+from ..data.numbers import number
 
 
 def to_targets(labels: Sequence) -> list[float]:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.batching import Encoded, collate, sorted_batches
+from ..data.batching import Encoded, collate
 from ..paths import cache_root
 from .device import autocast
 

@@ -7,7 +7,6 @@ trains from cached boundary states when the encoded splits carry them.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
