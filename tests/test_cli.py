@@ -52,7 +52,7 @@ def test_train_writes_a_complete_model_directory(trained):
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     log = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1.0, 2.0] and all("val_loss" in r for r in log)
-    assert not list(out.parent.glob(".model.tmp-*"))
+    assert not list(out.parent.glob("model.partial*"))
 
 
 def test_plain_transformers_pipeline_classifies_like_lmclassify(trained):
@@ -142,7 +142,7 @@ def test_bad_input_is_one_line_and_leaves_no_output(tmp_path, tiny_gpt2_dir, cas
         assert (out / "keep.txt").read_text() == "mine"
     else:
         assert not out.exists()
-    assert not list(tmp_path.glob(".out.tmp-*"))
+    assert not list(tmp_path.glob("out.partial*"))
 
 
 def test_evaluate_fp32_and_int8_on_gpt2_conv1d_blocks(trained, tmp_path):

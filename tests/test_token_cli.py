@@ -396,7 +396,8 @@ def _err(capsys, argv) -> str:
 
 
 def _nothing_left(where: Path, name: str) -> None:
-    assert not (where / name).exists() and not list(where.glob(f".{name}*")), list(where.iterdir())
+    left = list(where.glob(f".{name}*")) + list(where.glob(f"{name}.partial*"))
+    assert not (where / name).exists() and not left, list(where.iterdir())
 
 
 def _unseen(tmp_path: Path) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -114,6 +115,14 @@ class TrainConfig:
     eval_batch_size: int = opt(64, "texts per batch in evaluation and prediction", type=int)
     device: str = opt("auto", "auto, cpu, cuda, cuda:1, mps")
     compile: bool = opt(False, "torch.compile the training forward: worth its start-up cost on a GPU or a long run")
+    save_every: Optional[int] = opt(None, "also write a checkpoint every N steps (one is written at every "
+                                          "evaluation)", type=int, applies=())
+    report_to: str = opt("none", "tensorboard: write TensorBoard event files into the run's tensorboard/ folder",
+                         choices=("none", "tensorboard"), applies=())
+
+    # Options that change how a run is watched or where it runs, not what it computes:
+    # a resumed run may change them.
+    RUN_ONLY = ("device", "eval_batch_size", "save_every", "report_to")
 
 
 # Options nobody gave, per network and model family. Decoders: the SMS spam recipe's
@@ -143,34 +152,79 @@ def fill_defaults(mc: ModelConfig, tc: TrainConfig, network: str, family: str) -
 
 
 def check_options(mc: ModelConfig, tc: TrainConfig) -> None:
-    """Every option checked before any model is loaded: one line naming the option."""
+    """Every option checked before any model is loaded (and before any data is read): one line
+    naming the option. Types are checked too, since a config file can hold anything JSON can.
+    What needs the task or the model (a monitor of this task, the class count of
+    ``--class-weights``, the model's length limit) is checked once they are known."""
     def need(ok: bool, what: str) -> None:
         if not ok:
             raise LmClassifyError(what)
 
-    for key in ("epochs", "batch_size", "grad_accum", "eval_batch_size"):
+    def flag(key: str) -> str:
+        return f"--{key.replace('_', '-')}"
+
+    def is_int(v: Any) -> bool:  # numpy integers too (scikit-learn searches pass them)
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    def is_number(v: Any) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+    for key in ("epochs", "batch_size", "grad_accum", "eval_batch_size", "eval_every", "patience", "save_every"):
         v = getattr(tc, key)
-        need(v is None or (isinstance(v, int) and v >= 1), f"--{key.replace('_', '-')} must be >= 1, not {v}")
-    for key in ("eval_every", "patience"):
-        v = getattr(tc, key)
-        need(v is None or (isinstance(v, int) and v >= 1), f"--{key.replace('_', '-')} must be >= 1, not {v}")
-    need(mc.max_length is None or mc.max_length >= 2, f"--max-length must be >= 2, not {mc.max_length}")
+        need(v is None or (is_int(v) and v >= 1), f"{flag(key)} must be a whole number >= 1, not {v!r}")
+    need(is_int(tc.seed), f"--seed must be a whole number, not {tc.seed!r}")
+    v = mc.max_length
+    need(v is None or (is_int(v) and v >= 2), f"--max-length must be a whole number >= 2, not {v!r}")
     lr = tc.learning_rate
-    need(lr is None or (math.isfinite(lr) and lr > 0), f"--learning-rate must be a finite number > 0, not {lr}")
+    need(lr is None or (is_number(lr) and lr > 0), f"--learning-rate must be a finite number > 0, not {lr!r}")
     for key in ("weight_decay", "max_grad_norm"):
         v = getattr(tc, key)
-        need(v is None or (math.isfinite(v) and v >= 0), f"--{key.replace('_', '-')} must be finite and >= 0, not {v}")
+        need(v is None or (is_number(v) and v >= 0), f"{flag(key)} must be a finite number >= 0, not {v!r}")
     w = tc.warmup_ratio
-    need(w is None or (math.isfinite(w) and 0 <= w < 1), f"--warmup-ratio must be in [0, 1), not {w}")
-    for f in dataclasses.fields(mc):
-        choices = f.metadata.get("choices")
-        v = getattr(mc, f.name)
-        need(not choices or v in choices, f"--{f.name.replace('_', '-')} must be one of {', '.join(choices or ())}, "
-                                          f"not {v!r}")
-    need(tc.schedule is None or tc.schedule in ("constant", "linear", "cosine"),
-         f"--schedule must be constant, linear or cosine, not {tc.schedule!r}")
+    need(w is None or (is_number(w) and 0 <= w < 1), f"--warmup-ratio must be a number in [0, 1), not {w!r}")
+    for section in (mc, tc):
+        for f in dataclasses.fields(section):
+            choices = f.metadata.get("choices")
+            v = getattr(section, f.name)
+            need(not choices or v is None and f.default is None or v in choices,
+                 f"{flag(f.name)} must be one of {', '.join(choices or ())}, not {v!r}")
+            need(not isinstance(f.default, bool) or isinstance(v, bool),
+                 f"{f.name} must be true or false, not {v!r}")
     if mc.train_layers is not None:
         parse_train_layers(mc.train_layers)
+    if tc.monitor is not None:
+        names = _monitor_names()
+        need(isinstance(tc.monitor, str) and tc.monitor in names,
+             f"--monitor {tc.monitor!r} is not a metric of any task; use one of {', '.join(names)} "
+             f"(which apply depends on the task)")
+    cw = tc.class_weights
+    if cw is not None and cw not in ("auto", "none"):
+        try:
+            weights = [float(x) for x in str(cw).split(",")]
+        except ValueError:
+            weights = []
+        need(bool(weights), f"--class-weights must be 'auto' or comma-separated numbers, not {cw!r}")
+        need(all(math.isfinite(x) and x >= 0 for x in weights) and any(weights),
+             f"--class-weights must be non-negative numbers, not all zero: {cw!r}")
+
+
+def _monitor_names() -> list[str]:
+    """Every ``val_<metric>`` some task logs (``tasks/``): what ``--monitor`` may name
+    before the task is known."""
+    from . import tasks  # noqa: F401 - importing the package registers every task
+    from .tasks.base import REGISTRY
+
+    keys: dict[str, None] = {"loss": None}
+    for cls in REGISTRY.values():
+        found = getattr(cls, "record_keys", ())
+        if not isinstance(found, tuple):  # a per-instance property: the most that task can log
+            found = _INSTANCE_RECORD_KEYS.get(cls.kind, ())
+        keys.update(dict.fromkeys(found))
+    return [f"val_{k}" for k in keys]
+
+
+# Tasks whose metric names depend on the instance: single-label logs "f1" with two classes.
+_INSTANCE_RECORD_KEYS = {"single": ("loss", "accuracy", "f1_macro", "f1")}
 
 
 class SectionedConfig:
@@ -200,8 +254,8 @@ class SectionedConfig:
         path = Path(path)
         if not path.is_file():
             raise LmClassifyError(f"{path}: no such config file")
-        text = path.read_text(encoding="utf-8")
         try:
+            text = path.read_text(encoding="utf-8")
             if path.suffix.lower() in (".yaml", ".yml"):
                 import yaml
 
@@ -210,7 +264,7 @@ class SectionedConfig:
                 d = json.loads(text)
         except ImportError:
             raise LmClassifyError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use JSON") from None
-        except Exception as e:  # json.JSONDecodeError, yaml.YAMLError
+        except Exception as e:  # json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError
             raise LmClassifyError(f"{path}: not a valid config file ({str(e).splitlines()[0]})") from None
         return cls.from_dict(d, str(path))
 

@@ -13,12 +13,20 @@ from typing import Optional, Sequence
 from ..errors import LmClassifyError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import evaluate, predict, train, zero_shot
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as every other error: one line on stderr, exit status 2 (``--help``
+    still shows the usage)."""
 
-    parser = argparse.ArgumentParser(prog="lmclassify", description="Turn pretrained language models into text classifiers.")
+    def error(self, message: str):
+        self.exit(2, f"lmclassify: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import evaluate, predict, serve, train, zero_shot
+
+    parser = OneLineParser(prog="lmclassify", description="Turn pretrained language models into text classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for mod in (train, evaluate, predict, zero_shot):
+    for mod in (train, evaluate, predict, zero_shot, serve):
         mod.add_parser(sub)  # token tasks run through the same commands (*-tokens are aliases)
     return parser
 
@@ -35,12 +43,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_transformers()
     warnings.formatwarning = lambda msg, *_, **__: f"lmclassify: warning: {msg}\n"  # one line, no source echo
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error already printed in one line
+        return int(e.code or 0)
     try:
         return int(args.func(args) or 0)
     except LmClassifyError as e:
-        print(f"lmclassify: error: {e}", file=sys.stderr)
-        return 2
+        print(f"lmclassify: {'error: ' if e.exit_code == 2 else ''}{e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("lmclassify: interrupted", file=sys.stderr)
         return 130

@@ -90,6 +90,14 @@ def add_output(p: argparse.ArgumentParser, required: bool = True, what: str = "o
 
 
 def check_output(path: Optional[str], overwrite: bool) -> None:
-    """Refuse to replace a file the user has unless told to (before any work is done)."""
-    if path and Path(path).exists() and not overwrite:
+    """Refuse, before any work is done, to replace a file the user has unless told to, or
+    to write where it cannot be written."""
+    if not path:
+        return
+    if Path(path).exists() and not overwrite:
         raise LmClassifyError(f"{path} exists; pass --overwrite to replace it")
+    if Path(path).is_dir():
+        raise LmClassifyError(f"{path} is a directory; name a file to write")
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise LmClassifyError(f"cannot write {path}: {folder} is not an existing folder")

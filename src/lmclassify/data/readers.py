@@ -40,20 +40,31 @@ def _check_file(path: Path) -> None:
         raise LmClassifyError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise LmClassifyError(f"{path} is a directory; pass a data file inside it")
+    if not path.is_file():
+        raise LmClassifyError(f"{path} is not a regular file; pass a data file")
 
 
 def _read_text(path: Path) -> str:
     """The whole file as text: UTF-8, a leading BOM accepted and dropped."""
     _check_file(path)
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise LmClassifyError(f"{path} cannot be read ({e.strerror or e})") from None
+    return _decode(raw, str(path))
+
+
+def _decode(raw: bytes, name: str) -> str:
+    """UTF-8 text (a leading BOM dropped), or the error naming the offset and line."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         # utf-8-sig counts from after the BOM; report the offset in the file itself.
         offset = e.start + (len(_BOM) if raw.startswith(_BOM) else 0)
         line = raw.count(b"\n", 0, offset) + 1
-        raise LmClassifyError(f"{path} is not UTF-8 (undecodable byte at offset {offset}, line {line}); "
-                              f"re-encode it as UTF-8") from None
+        column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
+        raise LmClassifyError(f"{name} is not UTF-8 (undecodable byte at offset {offset}, line {line}, "
+                              f"column {column}); re-encode it as UTF-8") from None
 
 
 def _lines(text: str) -> list[str]:
@@ -85,7 +96,10 @@ def _json_rows(path: Path, text: str) -> tuple[list[str], list[tuple[int, dict]]
     return cols, rows
 
 
-def _table_rows(path: Path, text: str, suffix: str) -> tuple[list[str], list[tuple[int, dict]]]:
+def _table_rows(path: Path, text: str, suffix: str, strict: bool = False) -> tuple[list[str], list[tuple[int, dict]]]:
+    """The header and the rows of a CSV/TSV file. ``strict``: a row with more (non-empty)
+    fields than the header is an error - in CSV, most often a text holding an unquoted
+    comma, which would otherwise shift a piece of the text into the label."""
     # TSV is read with quoting off: a '"' in a text is a character, not a field delimiter.
     kw = {} if suffix == ".csv" else {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
     reader = csv.reader(io.StringIO(text, newline=""), **kw)
@@ -98,6 +112,11 @@ def _table_rows(path: Path, text: str, suffix: str) -> tuple[list[str], list[tup
             if values is None:
                 break
             if values:  # the csv module returns [] for a blank line
+                if strict and len(values) > len(header) and any(v.strip() for v in values[len(header):]):
+                    sep = "comma" if suffix == ".csv" else "tab"
+                    hint = "; put a text that holds a comma in double quotes" if suffix == ".csv" else ""
+                    raise LmClassifyError(f"{path}, line {start}: {len(values)} fields but the header has "
+                                          f"{len(header)} ({', '.join(map(repr, header))}): an extra {sep}{hint}")
                 rows.append((start, dict(zip(header, values))))
     except csv.Error as e:
         raise LmClassifyError(f"{path}, line {reader.line_num}: malformed {suffix[1:].upper()} ({e})") from None
@@ -172,6 +191,7 @@ def read_examples(path: PathLike, text_column: str = "text", label_column: str =
     (Parquet); a null or NaN label in Parquet is a missing label.
     """
     path = Path(path)
+    _check_file(path)  # a missing file or a folder, whatever its name, before its type
     suffix = _check_suffix(path)
     if suffix == ".parquet":
         wanted = [text_column] + [c for c in (pair_column, label_column if require_labels else None) if c]
@@ -190,11 +210,15 @@ def read_examples(path: PathLike, text_column: str = "text", label_column: str =
         return Examples(texts, None, str(path))
     else:
         text = _read_text(path)
-        cols, rows = _json_rows(path, text) if suffix in _JSON else _table_rows(path, text, suffix)
+        if not text.strip():
+            raise LmClassifyError(f"{path} is empty; expected {'JSON Lines' if suffix in _JSON else 'a header line'} "
+                                  f"and data rows")
+        cols, rows = _json_rows(path, text) if suffix in _JSON else _table_rows(path, text, suffix, strict=True)
     typed = suffix in _JSON or suffix == ".parquet"  # values carry their own types
     unit = "row" if suffix == ".parquet" else "line"
     if not rows:
-        raise LmClassifyError(f"{path} has no data rows")
+        raise LmClassifyError(f"{path} has no data rows" + (f" (only the header {', '.join(map(repr, cols))})"
+                                                            if suffix in _TABLE and cols else ""))
     _need(cols, text_column, path)
     if pair_column:
         _need(cols, pair_column, path)
@@ -211,7 +235,11 @@ def read_examples(path: PathLike, text_column: str = "text", label_column: str =
             t = row.get(col)
             if t is None:
                 raise LmClassifyError(f"{path}, {unit} {n}: no value in column {col!r}")
-            out.append(_as_text(t, path, f"{unit} {n}", col))
+            t = _as_text(t, path, f"{unit} {n}", col)
+            if require_labels and not t.strip():  # nothing to learn from or score; prediction keeps it
+                raise LmClassifyError(f"{path}, {unit} {n}: empty text in column {col!r}; give the row a text "
+                                      f"or remove it")
+            out.append(t)
         if not require_labels:
             continue
         y = row.get(label_column)
@@ -234,12 +262,18 @@ def read_texts(path: PathLike, text_column: str = "text", pair_column: Optional[
 
 def read_texts_from_stream(stream: IO[str], name: str = "standard input", pairs: bool = False) -> list:
     """One text per line from a text stream (stdin), skipping empty lines; with ``pairs``,
-    each line is ``text<TAB>text_pair``."""
-    try:
-        lines = [line.rstrip("\r\n") for line in stream if line.strip()]
-    except UnicodeDecodeError as e:
-        raise LmClassifyError(f"{name} is not UTF-8 (undecodable byte at offset {e.start}); "
-                              f"re-encode it as UTF-8") from None
+    each line is ``text<TAB>text_pair``. Bytes that are not UTF-8 are an error naming the
+    line (the stream's bytes are read where it has them, as stdin does)."""
+    raw = getattr(stream, "buffer", None)
+    if raw is not None:
+        text = _decode(raw.read(), name)
+        lines = [ln for ln in _lines(text) if ln.strip()]
+    else:
+        try:
+            lines = [line.rstrip("\r\n") for line in stream if line.strip()]
+        except UnicodeDecodeError as e:
+            raise LmClassifyError(f"{name} is not UTF-8 (undecodable byte at offset {e.start}); "
+                                  f"re-encode it as UTF-8") from None
     if not pairs:
         return lines
     out = []

@@ -137,9 +137,11 @@ class LMEstimator(BaseEstimator):
         return {}
 
     # ---- fitting -----------------------------------------------------------------
-    def fit(self, X: Sequence, y: Sequence, validation: Optional[tuple] = None, log=None) -> "LMEstimator":
+    def fit(self, X: Sequence, y: Sequence, validation: Optional[tuple] = None, log=None,
+            **loop) -> "LMEstimator":
         """Train on inputs ``X`` and labels ``y``; ``validation`` = (X_val, y_val) drives
-        early stopping, the best weights and (multi-label) thresholds. Returns self."""
+        early stopping, the best weights and (multi-label) thresholds. Returns self.
+        ``loop`` passes checkpoints / resume / stop through to the training loop."""
         mc, tc, task = self._resolve(X, y)
         torch.manual_seed(tc.seed)
         np.random.seed(tc.seed)
@@ -163,7 +165,7 @@ class LMEstimator(BaseEstimator):
                 build_features(self.module_, enc, self.pad_id, self.device_, desc=f"cache {name}")
         val = self._encoded.get("validation")
         self.fit_result_: FitResult = fit(self.module_, task, self._encoded["train"], val, tc, self.pad_id,
-                                          self.device_, log=log)
+                                          self.device_, log=log, **loop)
         # Decision rules tuned on validation (multi-label thresholds); None for most tasks.
         self.calibration_ = None if val is None else task.calibrate(self._outputs(val), val.labels)
         self.train_seconds_ = time.perf_counter() - t0

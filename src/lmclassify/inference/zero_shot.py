@@ -34,7 +34,7 @@ class ZeroShot:
         path = resolve_model(model)
         self.tok = load_tokenizer(path)
         try:
-            self.lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
+            self.lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True).to(device).eval()
         except ValueError as e:
             raise LmClassifyError(f"{model} is not a generative (decoder) model; zero-shot needs one") from e
         self.backbone = Backbone(self.lm.base_model)

@@ -7,21 +7,29 @@ complete, for every task shape alike.
 from __future__ import annotations
 
 import json
+import signal
+import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import Callable, Iterator, Optional, Union
 
-from ..config import DataConfig, RunConfig
+from ..config import DataConfig, RunConfig, check_options
 from ..data.datasets import is_conll, read_dataset
 from ..data.recipes import get_recipe
 from ..data.splits import split, undersample
-from ..errors import LmClassifyError
+from ..errors import Interrupted, LmClassifyError
 from ..estimators import ESTIMATORS
 from ..evaluation.metrics import MetricsLog, read_metrics_log
 from ..evaluation.plots import plot_confusion_matrix, plot_training_curves
 from ..evaluation.report import render_report, write_report
-from ..estimators.artifacts import staged_output
+from ..training.checkpoint import Checkpoints
+from ..training.faults import maybe_die
+from ..training.loop import TrainingInterrupted, total_steps
+from ..training.progress import ProgressLines, TensorBoardLog, fan_out, tensorboard_writer
 from ..tasks import TOKEN, Task, make_task
 from .config import absolute_paths, apply_recipe, default_model
+from .rundir import RunDir, data_fingerprint, with_run_options
 
 SPLITS = ("train", "validation", "test")
 
@@ -86,41 +94,119 @@ def resolve(cfg: RunConfig) -> RunConfig:
     return default_model(cfg, wants_tokens(cfg))
 
 
-def train(config: RunConfig, output: Union[str, Path], overwrite: bool = False, progress: bool = True) -> dict:
+def train(config: Optional[RunConfig], output: Union[str, Path], overwrite: bool = False, progress: bool = True,
+          resume: bool = False) -> dict:
     """Train, evaluate on every split, and write the model directory.
+
+    The run lives in ``<output>.partial/`` until complete (``jobs/rundir.py``), with a
+    checkpoint at every evaluation. ``resume`` continues an interrupted run exactly; its
+    config is the saved one (``config`` None) or must equal it. Ctrl-C stops at the next
+    step, keeps a checkpoint and raises ``Interrupted`` naming the resume command.
 
     Returns ``{"output", "metrics", "config"}``: the metrics of every split and run facts,
     and the resolved config (also saved as ``training_config.json``)."""
-    cfg = resolve(config)
+    run = RunDir(Path(output))
+    run.check_writable(overwrite, resume)
+    cfg = resolve(config) if config is not None else run.saved_config()
+    check_options(cfg.model, cfg.train)
+    if cfg.train.report_to == "tensorboard":
+        tensorboard_writer()  # installed? say so before any model is loaded
     tokens = wants_tokens(cfg)
-    with staged_output(Path(output), overwrite) as tmp:
-        train_set, val, test = load_splits(cfg.data, cfg.train.seed, tokens)
-        task = fit_task(cfg, train_set, {"validation": val, "test": test}, tokens)
-        if progress:
-            sizes = ", ".join(f"{n} {len(s)}" for n, s in zip(SPLITS, (train_set, val, test)) if s)
-            print(f"data: {sizes}")
-        log = MetricsLog(tmp / "metrics.jsonl")
-        est = ESTIMATORS[task.network].from_config(cfg.model, cfg.train, cfg.data, progress=progress)
-        if task.network != TOKEN:
-            est.set_params(task=task.kind)
-        est.fit(train_set.inputs(), train_set.labels,
-                validation=(val.inputs(), val.labels) if val else None, log=log.log)
-        metrics: dict = {}
-        for name, ex in zip(SPLITS, (train_set, val, test)):
-            if ex is not None and len(ex):
-                metrics[name] = est.evaluate(ex.inputs(), ex.labels, split=name)
-        fr = est.fit_result_
-        metrics.update(task=est.task_.kind, train_seconds=round(est.train_seconds_, 3),
-                       parameters=est.parameter_counts_, feature_cache=est.feature_cache_, steps=fr.steps,
-                       best_step=fr.best_step, stopped_early=fr.stopped_early, train_tokens=fr.train_tokens,
-                       truncated={n: metrics[n]["truncated"] for n in SPLITS if n in metrics})
-        if est.calibration_:
-            metrics["calibration"] = est.calibration_
-        resolved = RunConfig(model=est.model_config_, data=cfg.data, train=est.train_config_)
-        est.save(tmp, config=resolved)
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        _report(tmp, metrics, resolved, est)
+    train_set, val, test = load_splits(cfg.data, cfg.train.seed, tokens)
+    task = fit_task(cfg, train_set, {"validation": val, "test": test}, tokens)
+    fingerprint = data_fingerprint({"train": train_set, "validation": val, "test": test})
+    if resume:
+        run.check_resume(cfg, fingerprint)
+    else:
+        run.start(cfg, fingerprint)
+    checkpoints = Checkpoints(run.path, cfg.train.save_every)
+    state = checkpoints.load() if resume else None
+    if progress:
+        sizes = ", ".join(f"{n} {len(s)}" for n, s in zip(SPLITS, (train_set, val, test)) if s)
+        print(f"data: {sizes}")
+        print(f"{'resuming from step ' + str(state.state.steps) if state else 'run'}: metrics log "
+              f"{run.path / 'metrics.jsonl'}")
+    est = ESTIMATORS[task.network].from_config(cfg.model, cfg.train, cfg.data, progress=progress)
+    if task.network != TOKEN:
+        est.set_params(task=task.kind)
+    metrics_log = MetricsLog(run.path / "metrics.jsonl")
+    for rec in state.state.history if state else ():
+        metrics_log.log(rec)  # the log as of the checkpoint: what came after it is redone
+    try:
+        with stop_on_ctrl_c() as stop:
+            est.fit(train_set.inputs(), train_set.labels, validation=(val.inputs(), val.labels) if val else None,
+                    log=_loggers(metrics_log, est, cfg, run, state, progress, len(train_set)),
+                    checkpoints=checkpoints, resume=state, stop=stop)
+    except TrainingInterrupted:
+        raise Interrupted(f"interrupted; a checkpoint is in {run.path}. Resume with: "
+                          f"lmclassify train --resume {run.output}") from None
+    except BaseException:
+        run.abandon(checkpoints.exists())
+        raise
+    metrics: dict = {}
+    for name, ex in zip(SPLITS, (train_set, val, test)):
+        if ex is not None and len(ex):
+            metrics[name] = est.evaluate(ex.inputs(), ex.labels, split=name)
+    fr = est.fit_result_
+    metrics.update(task=est.task_.kind, train_seconds=round(est.train_seconds_, 3),
+                   parameters=est.parameter_counts_, feature_cache=est.feature_cache_, steps=fr.steps,
+                   best_step=fr.best_step, stopped_early=fr.stopped_early, train_tokens=fr.train_tokens,
+                   truncated={n: metrics[n]["truncated"] for n in SPLITS if n in metrics})
+    if est.calibration_:
+        metrics["calibration"] = est.calibration_
+    resolved = RunConfig(model=est.model_config_, data=cfg.data, train=with_run_options(est.train_config_, cfg.train))
+    est.save(run.path, config=resolved)
+    maybe_die("final-save")
+    (run.path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _report(run.path, metrics, resolved, est)
+    run.finish()
     return {"output": str(output), "metrics": metrics, "config": resolved.to_dict()}
+
+
+def _loggers(metrics_log: MetricsLog, est, cfg: RunConfig, run: RunDir, state, progress: bool, n_train: int):
+    """Every evaluation record goes to metrics.jsonl, a line on stderr, and TensorBoard."""
+    out = [metrics_log.log]
+    if progress:
+        out.append(_LazyProgress(est, n_train, state.state.steps if state else 0))
+    if cfg.train.report_to == "tensorboard":
+        out.append(TensorBoardLog(run.path / "tensorboard"))
+    return fan_out(out)
+
+
+class _LazyProgress:
+    """Progress lines need the resolved options (epochs, batch size), known once fit has begun."""
+
+    def __init__(self, est, n_train: int, start_step: int):
+        self.est, self.n_train, self.start_step, self.lines = est, n_train, start_step, None
+
+    def __call__(self, rec: dict) -> None:
+        if self.lines is None:
+            tc, task = self.est.train_config_, self.est.task_
+            self.lines = ProgressLines(total_steps(self.n_train, tc), tc.epochs, tc.monitor,
+                                       task.higher_is_better(tc.monitor), self.start_step)
+        self.lines(rec)
+
+
+@contextmanager
+def stop_on_ctrl_c() -> Iterator[Callable[[], bool]]:
+    """The first Ctrl-C asks the loop to stop at the next step (with a checkpoint); a second
+    one interrupts at once. Only the main thread can own the handler."""
+    asked = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield asked.is_set
+        return
+
+    def handler(signum, frame):
+        if asked.is_set():
+            raise KeyboardInterrupt
+        asked.set()
+        print("\nlmclassify: stopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield asked.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _report(tmp: Path, metrics: dict, cfg: RunConfig, est) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, \
     AutoTokenizer
@@ -34,8 +35,8 @@ def load_tokenizer(path: Union[str, Path], words: bool = False):
         tok = AutoTokenizer.from_pretrained(path)
         if words and getattr(tok, "add_prefix_space", None) is False:
             tok = AutoTokenizer.from_pretrained(path, add_prefix_space=True)
-    except Exception as e:
-        raise LmClassifyError(f"could not load a tokenizer from {path}: {e}") from e
+    except Exception as e:  # tokenizers, sentencepiece and JSON errors alike: the files are the user's
+        raise LmClassifyError(f"could not load a tokenizer from {path}: {first_line(e)}") from e
     if words and not tok.is_fast:
         raise LmClassifyError(f"{path}: token classification needs a fast tokenizer (tokenizer.json) to map "
                               f"sub-word pieces to words")
@@ -45,6 +46,24 @@ def load_tokenizer(path: Union[str, Path], words: bool = False):
         tok.pad_token = tok.eos_token
     tok.padding_side = "right"
     return tok
+
+
+def first_line(e: BaseException) -> str:
+    """An exception's message on one line: its first line (with the next, where the first
+    only introduces it, as in "Validation error for field 'x':")."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+
+
+def load_config(path: Union[str, Path]):
+    """A model directory's ``AutoConfig``, or one line naming its config.json."""
+    try:
+        return AutoConfig.from_pretrained(path)
+    except Exception as e:  # noqa: BLE001 - whatever a config's own validation raises, the file is at fault
+        raise LmClassifyError(f"{Path(path) / 'config.json'}: not a config transformers can read "
+                              f"({first_line(e)})") from None
 
 
 def family(config) -> str:
@@ -57,7 +76,7 @@ def model_family(model: str) -> str:
     model's family is known without unpacking its GGUF)."""
     if model in BUILTIN_MODELS:
         return BUILTIN_MODELS[model].family
-    return family(AutoConfig.from_pretrained(resolve_model(model)))
+    return family(load_config(resolve_model(model)))
 
 
 def position_limit(config, tokenizer=None) -> Optional[int]:
@@ -121,7 +140,7 @@ def build_network(network: str, model: str, id2label: dict[int, str], *, train_l
     path = resolve_model(model)
     words = network == TOKEN
     tok = load_tokenizer(path, words=words)
-    config = AutoConfig.from_pretrained(path)
+    config = load_config(path)
     encoder = is_encoder(config)
     template = "none" if words else apply_input_template(tok, input_template, encoder)
     config.num_labels = len(id2label)
@@ -135,11 +154,14 @@ def build_network(network: str, model: str, id2label: dict[int, str], *, train_l
     auto = AutoModelForTokenClassification if words else AutoModelForSequenceClassification
     if seed is not None:
         torch.manual_seed(seed)  # the head's initialisation
-    try:
-        hf = auto.from_pretrained(path, config=config, dtype=torch.float32)
+    try:  # safetensors only: a pickled checkpoint can run code when loaded
+        hf = auto.from_pretrained(path, config=config, dtype=torch.float32, use_safetensors=True)
     except ValueError as e:
         what = "token" if words else "sequence"
-        raise LmClassifyError(f"{model}: transformers has no {what}-classification model for it ({e})") from e
+        raise LmClassifyError(f"{model}: transformers has no {what}-classification model for it "
+                              f"({first_line(e)})") from e
+    except (OSError, SafetensorError) as e:  # no model.safetensors, or one that cannot be read
+        raise LmClassifyError(f"{model}: its safetensors weights cannot be loaded ({first_line(e)})") from e
     width = config.get_text_config().hidden_size
     own = None
     if words:

@@ -67,12 +67,46 @@ def resolve_model(name: str) -> Path:
     if p.is_dir():
         if not (p / "config.json").is_file():
             raise LmClassifyError(f"model directory {p} has no config.json; {alternatives()}")
+        check_model_dir(p)
         return p
     if p.exists():
         raise LmClassifyError(f"model file {p} is neither a directory nor a .gguf file; {alternatives()}")
     if _HUB_ID.match(name) and not name.startswith((".", "/")):
         return _from_hub(name)
     raise LmClassifyError(f"unknown model {name!r}: no such file or directory; {alternatives()}")
+
+
+SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
+PICKLED = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_model_dir(p: Path) -> None:
+    """A local base model lmclassify will load: a config.json holding a JSON object, and
+    weights in safetensors. Weights are never loaded from a pickle (``pytorch_model.bin``
+    can run code when unpickled), and a directory offering nothing else is refused here,
+    naming what it holds, before transformers is asked to load it."""
+    config = p / "config.json"
+    try:
+        data = json.loads(config.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise LmClassifyError(f"{config} cannot be read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise LmClassifyError(f"{config} is corrupt (not UTF-8 text at byte {e.start}); copy or download the "
+                              f"model again") from None
+    except json.JSONDecodeError as e:
+        raise LmClassifyError(f"{config} is corrupt (not valid JSON: {e.msg}, line {e.lineno}, column {e.colno}); "
+                              f"copy or download the model again") from None
+    if not isinstance(data, dict):
+        raise LmClassifyError(f"{config} is corrupt (expected a JSON object, found {type(data).__name__}); "
+                              f"copy or download the model again")
+    if any((p / name).is_file() for name in SAFETENSORS):
+        return
+    pickled = [name for name in PICKLED if (p / name).is_file()]
+    if pickled:
+        raise LmClassifyError(f"model directory {p} has its weights only as {pickled[0]}, a pickle, and lmclassify "
+                              f"loads weights only from safetensors; convert them (e.g. load the model in "
+                              f"transformers and save_pretrained(DIR, safe_serialization=True))")
+    raise LmClassifyError(f"model directory {p} has no model.safetensors weights; {alternatives()}")
 
 
 def locate_builtin(name: str) -> Path:

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ..data.batching import Encoded, collate
 from ..paths import cache_root
 from .device import autocast
+from .faults import maybe_die
 
 MEMORY_LIMIT_BYTES = int(float(os.environ.get("LMCLASSIFY_FEATURE_MEMORY_GB", "4")) * 2**30)
 
@@ -80,6 +81,7 @@ def _states(model, input_ids: list[list[int]], pad_id: int, device: torch.device
                 h = model.features(b["input_ids"].to(device), b["attention_mask"].to(device)).float().cpu()
             for r, i in enumerate(idx):
                 flat[offsets[i]:offsets[i + 1]] = h[r, :lengths[i]]
+            maybe_die("feature-cache")
         if spill is not None:
             _finish(*spill)
     return [flat[offsets[i]:offsets[i + 1]] for i in range(len(input_ids))]

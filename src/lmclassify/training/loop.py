@@ -17,7 +17,9 @@ from transformers import get_scheduler
 
 from ..config import TrainConfig
 from ..data.batching import Encoded, iterate, length_grouped_batches, sorted_batches
+from .checkpoint import Checkpoints, LoopState, Resume, set_rng_states
 from .device import autocast
+from .faults import maybe_die
 
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 
@@ -67,75 +69,104 @@ def _optimizer(model, cfg: TrainConfig, device: torch.device) -> torch.optim.Opt
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.type == "cuda")
 
 
+def total_steps(n_examples: int, cfg: TrainConfig) -> int:
+    """Optimizer steps in a full run (the schedule's length, the progress lines' ETA)."""
+    return math.ceil(math.ceil(n_examples / cfg.batch_size) / cfg.grad_accum) * cfg.epochs
+
+
+class TrainingInterrupted(Exception):
+    """Raised at a step boundary after ``stop()`` said so; a checkpoint has been written."""
+
+
 def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, pad_id: int,
-        device: torch.device, log: Optional[Callable[[dict], None]] = None) -> FitResult:
+        device: torch.device, log: Optional[Callable[[dict], None]] = None,
+        checkpoints: Optional[Checkpoints] = None, resume: Optional[Resume] = None,
+        stop: Optional[Callable[[], bool]] = None) -> FitResult:
     """Train ``model`` in place; returns the history. Restores the best weights on the
-    monitored validation metric when ``cfg.keep_best`` and a validation split exist."""
+    monitored validation metric when ``cfg.keep_best`` and a validation split exist.
+
+    ``checkpoints`` are written after every evaluation and every ``save_every`` steps;
+    ``resume`` continues from one exactly (weights, optimizer, schedule, every random
+    generator, the position in the epoch's batch order). ``stop()`` is asked at every
+    step boundary; when it says so, a checkpoint is written and ``TrainingInterrupted``
+    raised."""
     rng = np.random.default_rng(cfg.seed)
     use_features = train.features is not None
-    n_batches = math.ceil(len(train) / cfg.batch_size)
-    steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
-    total_steps = steps_per_epoch * cfg.epochs
+    total = total_steps(len(train), cfg)
     opt = _optimizer(model, cfg, device)
-    sched = get_scheduler(SCHEDULES[cfg.schedule], opt, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
-                          num_training_steps=total_steps)
+    sched = get_scheduler(SCHEDULES[cfg.schedule], opt, num_warmup_steps=int(cfg.warmup_ratio * total),
+                          num_training_steps=total)
     params = [p for p in model.parameters() if p.requires_grad]
     # Batches vary in length: dynamic shapes compile once instead of once per length.
     forward = torch.compile(model, dynamic=True) if cfg.compile else model
     higher = task.higher_is_better(cfg.monitor)
     running = task.running_metric  # None: no per-batch statistic (regression)
-    res = FitResult()
-    best_state, bad_evals = None, 0
-    seen, run_loss, run_correct, run_n = 0, 0.0, 0, 0
+    st, best_state = LoopState(), None
+    if resume is not None:
+        st, best_state = resume.state, resume.best
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name in resume.weights:
+                    p.copy_(resume.weights[name])
+        opt.load_state_dict(resume.optimizer)
+        sched.load_state_dict(resume.scheduler)
+        set_rng_states(resume.rng)
+
+    def save() -> None:
+        if checkpoints is not None:
+            checkpoints.save(st, model, opt, sched, best_state)
 
     def evaluate_now(epoch: float) -> bool:
         """Log one eval record; returns True when early stopping says stop."""
-        nonlocal best_state, bad_evals, run_loss, run_correct, run_n
-        rec = {"step": res.steps, "epoch": round(epoch, 4), "examples_seen": seen,
-               "train_loss": run_loss / max(run_n, 1)}
+        nonlocal best_state
+        rec = {"step": st.steps, "epoch": round(epoch, 4), "examples_seen": st.seen,
+               "train_loss": st.run_loss / max(st.run_n, 1), "learning_rate": sched.get_last_lr()[0]}
         if running:
-            rec[f"train_{running}"] = run_correct / max(run_n, 1)
-        run_loss, run_correct, run_n = 0.0, 0, 0
+            rec[f"train_{running}"] = st.run_correct / max(st.run_n, 1)
+        st.run_loss, st.run_correct, st.run_n = 0.0, 0, 0
         if val is not None and len(val):
             m = task.metrics(predict_logits(model, task, val, pad_id, device, cfg.eval_batch_size), val.labels)
             rec.update({f"val_{k}": m[k] for k in task.record_keys if k in m})
             score = rec.get(cfg.monitor)
             if score is None:
                 raise ValueError(f"monitor {cfg.monitor!r} not among {sorted(rec)}")
-            improved = res.best_score is None or (score > res.best_score if higher else score < res.best_score)
-            if improved:
-                res.best_score, res.best_step, bad_evals = score, res.steps, 0
+            if st.best_score is None or (score > st.best_score if higher else score < st.best_score):
+                st.best_score, st.best_step, st.bad_evals = score, st.steps, 0
                 best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
             else:
-                bad_evals += 1
-        res.history.append(rec)
+                st.bad_evals += 1
+        st.history.append(rec)
         if log:
             log(rec)
         model.train()
-        return cfg.patience is not None and bad_evals >= cfg.patience
+        return cfg.patience is not None and st.bad_evals >= cfg.patience
 
     model.train()
-    stop = False
-    for epoch in range(cfg.epochs):
+    while not st.finished and st.epoch < cfg.epochs:
+        if st.epoch_rng is None:
+            st.epoch_rng = rng.bit_generator.state
+        rng.bit_generator.state = st.epoch_rng  # a resumed epoch draws the same order again
         batches = length_grouped_batches(train.lengths, cfg.batch_size, rng)
-        bar = tqdm(iterate(train, batches, pad_id, use_features), total=len(batches),
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=None)
-        for i, (idx, batch) in enumerate(bar):
+        bar = tqdm(iterate(train, batches[st.batch:], pad_id, use_features), total=len(batches), initial=st.batch,
+                   desc=f"epoch {st.epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=None)
+        early = False
+        for i, (idx, batch) in enumerate(bar, start=st.batch):
             batch = _to(batch, device)
             with autocast(device):
                 logits = forward(**_model_inputs(batch))
             loss = task.loss(logits, batch["labels"])
             (loss / cfg.grad_accum).backward()
             n = len(idx)
-            seen += n
-            res.train_tokens += int(batch["attention_mask"].sum())
-            run_loss += loss.item() * n
-            run_n += n
+            st.seen += n
+            st.train_tokens += int(batch["attention_mask"].sum())
+            st.run_loss += loss.item() * n
+            st.run_n += n
             if running:
-                run_correct += task.correct(logits.detach(), batch["labels"])
-                bar.set_postfix(loss=f"{run_loss / run_n:.3f}", **{running[:3]: f"{run_correct / run_n:.3f}"})
+                st.run_correct += task.correct(logits.detach(), batch["labels"])
+                bar.set_postfix(loss=f"{st.run_loss / st.run_n:.3f}",
+                                **{running[:3]: f"{st.run_correct / st.run_n:.3f}"})
             else:
-                bar.set_postfix(loss=f"{run_loss / run_n:.3f}")
+                bar.set_postfix(loss=f"{st.run_loss / st.run_n:.3f}")
             if (i + 1) % cfg.grad_accum and i + 1 != len(batches):
                 continue
             if cfg.max_grad_norm:
@@ -143,24 +174,40 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
-            res.steps += 1
-            if cfg.eval_every and res.steps % cfg.eval_every == 0:
-                if stop := evaluate_now(epoch + (i + 1) / len(batches)):
+            st.steps += 1
+            st.batch = i + 1
+            maybe_die("step")
+            if cfg.eval_every and st.steps % cfg.eval_every == 0:
+                early = evaluate_now(st.epoch + (i + 1) / len(batches))
+                if early:
                     break
+                save()
+            elif checkpoints is not None and checkpoints.save_every and st.steps % checkpoints.save_every == 0:
+                save()
+            if stop is not None and stop():
+                save()
+                raise TrainingInterrupted(f"stopped at step {st.steps}")
         bar.close()
-        if stop:
-            res.stopped_early = True
-            break
-        if not cfg.eval_every and evaluate_now(epoch + 1.0):
-            res.stopped_early = epoch + 1 < cfg.epochs
-            break
-    else:
-        if cfg.eval_every and res.steps % cfg.eval_every:  # the steps after the last evaluation count too
-            evaluate_now(float(cfg.epochs))
-    if best_state is not None and cfg.keep_best:
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if name in best_state:
-                    p.copy_(best_state[name])
+        st.epoch_rng = rng.bit_generator.state  # where the next epoch's order will be drawn from
+        epoch_done = st.epoch + 1
+        st.epoch, st.batch = (cfg.epochs, 0) if early else (epoch_done, 0)
+        if early:
+            st.stopped_early = True
+        elif not cfg.eval_every and evaluate_now(float(epoch_done)):
+            st.stopped_early = epoch_done < cfg.epochs
+            st.epoch = cfg.epochs
+        elif cfg.eval_every and epoch_done == cfg.epochs and st.steps % cfg.eval_every:
+            evaluate_now(float(cfg.epochs))  # the steps after the last evaluation count too
+        if st.epoch < cfg.epochs:
+            save()
+    if not st.finished:
+        if best_state is not None and cfg.keep_best:
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    if name in best_state:
+                        p.copy_(best_state[name])
+        st.finished = True
+        save()
     model.eval()
-    return res
+    return FitResult(history=st.history, best_step=st.best_step, best_score=st.best_score,
+                     stopped_early=st.stopped_early, steps=st.steps, train_tokens=st.train_tokens)
