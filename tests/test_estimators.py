@@ -122,7 +122,7 @@ def test_init_only_stores_bad_values_fail_at_fit(sms):
     texts, labels = sms
     est = TextClassifier("no-such-model", epochs=0, pooling="nonsense")
     assert est.get_params()["epochs"] == 0
-    with pytest.raises(LmClassifyError, match="--epochs must be >= 1"):
+    with pytest.raises(LmClassifyError, match="--epochs must be a whole number >= 1"):
         est.fit(texts, labels)
 
 

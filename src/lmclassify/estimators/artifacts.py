@@ -23,14 +23,14 @@ from transformers import AutoModelForSequenceClassification, AutoModelForTokenCl
 from ..config import RunConfig, check_options
 from ..errors import LmClassifyError
 from ..models.heads import make_head
-from ..models.hf_layout import TRUE_TYPE_KEY, fold_linear_head, seal, unsealed_config
+from ..models.hf_layout import fold_linear_head, seal, unsealed_config
 from ..models.load import add_head_bias, first_line, load_tokenizer
 from ..models.sequence import SequenceClassifier
 from ..models.tagger import TokenTagger
 from ..tasks import TOKEN, task_from_saved
+from .checks import EXTRA, WEIGHTS, WEIGHTS_INDEX, check_files, corrupt, json_object, missing
 
 META = "lmclassify.json"
-EXTRA = "lmclassify_extra.safetensors"
 CONFIG = "training_config.json"
 FORMAT = 2
 
@@ -128,14 +128,14 @@ def read_meta(directory: Path) -> dict:
     path = directory / META
     if not path.is_file():
         raise LmClassifyError(f"{directory} is not an lmclassify model directory (no {META})")
-    meta = _json_object(path)
+    meta = json_object(path)
     if meta.get("format") != FORMAT:
         raise LmClassifyError(f"{directory} was written by another lmclassify version (format "
                               f"{meta.get('format')}, this one reads {FORMAT}); retrain it with this version")
     for key, types in (("task", (str,)), ("labels", (dict, type(None))), ("task_state", (dict, type(None))),
                        ("notes", (list, type(None)))):
         if not isinstance(meta.get(key), types):
-            raise _corrupt(path, f"{key!r} is {json.dumps(meta.get(key))[:40]}")
+            raise corrupt(path, f"{key!r} is {json.dumps(meta.get(key))[:40]}")
     _saved_task(path, meta)  # the labels and task state must make a task
     return meta
 
@@ -147,37 +147,10 @@ def _saved_task(path: Path, meta: dict, positive_label=None):
     except LmClassifyError as e:
         raise LmClassifyError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
-        raise _corrupt(path, f"its labels or task state do not describe a {meta['task']} task: "
+        raise corrupt(path, f"its labels or task state do not describe a {meta['task']} task: "
                              f"{type(e).__name__} {first_line(e)}") from None
 
 
-
-
-def _corrupt(path: Path, why: str) -> LmClassifyError:
-    return LmClassifyError(f"{path} is corrupt ({why}); the model directory cannot be loaded - copy it again "
-                           f"or retrain")
-
-
-def _missing(path: Path) -> LmClassifyError:
-    return LmClassifyError(f"{path} is missing; the model directory is incomplete - copy it again or retrain")
-
-
-def _json_object(path: Path) -> dict:
-    """A JSON object from ``path``, or one line naming the file: missing, unreadable, not
-    UTF-8, not JSON (truncated), or not an object."""
-    if not path.is_file():
-        raise _missing(path)
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as e:
-        raise LmClassifyError(f"{path} cannot be read ({e.strerror or e})") from None
-    except UnicodeDecodeError as e:
-        raise _corrupt(path, f"not UTF-8 text at byte {e.start}") from None
-    except json.JSONDecodeError as e:
-        raise _corrupt(path, f"not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
-    if not isinstance(data, dict):
-        raise _corrupt(path, f"expected a JSON object, found {type(data).__name__}")
-    return data
 
 
 def saved_config(directory: Path) -> RunConfig:
@@ -185,16 +158,16 @@ def saved_config(directory: Path) -> RunConfig:
     path = Path(directory) / CONFIG
     if not path.is_file():
         raise LmClassifyError(f"{directory} lacks {CONFIG}; the directory is incomplete")
-    cfg = RunConfig.from_dict(_json_object(path), str(path))
+    cfg = RunConfig.from_dict(json_object(path), str(path))
     try:
         check_options(cfg.model, cfg.train)
     except LmClassifyError as e:
-        raise _corrupt(path, str(e)) from None
+        raise corrupt(path, str(e)) from None
     dc = cfg.data
     for key in ("text_column", "label_column", "label_separator", "text_pair_column"):
         v = getattr(dc, key)
         if not (isinstance(v, str) or (v is None and key == "text_pair_column")):
-            raise _corrupt(path, f"data.{key} is {json.dumps(v)[:40]}")
+            raise corrupt(path, f"data.{key} is {json.dumps(v)[:40]}")
     return cfg
 
 
@@ -236,7 +209,7 @@ def restore(cls, directory: Path, device: torch.device):
     est = cls().set_config(mc, cfg.train)
     est.progress = False
     words = task.network == TOKEN
-    weights = _check_files(directory)
+    weights = check_files(directory)
     est.tokenizer_ = _restore_tokenizer(directory, words)  # its saved post-processor carries any input template
     hf = _restore_hf(directory, weights, words, task)
     pairs = bool(meta.get("pairs"))
@@ -259,10 +232,10 @@ def restore(cls, directory: Path, device: torch.device):
         try:
             missing, unexpected = module.load_state_dict(load_file(str(extra)), strict=False)
         except (SafetensorError, OSError, RuntimeError, ValueError) as e:
-            raise _corrupt(extra, f"its tensors do not fit this model: {first_line(e)}") from None
+            raise corrupt(extra, f"its tensors do not fit this model: {first_line(e)}") from None
         mine = [k for k in missing if k in needed]
         if unexpected or mine:
-            raise _corrupt(extra, f"it does not match this model: missing {mine}, unexpected {unexpected}")
+            raise corrupt(extra, f"it does not match this model: missing {mine}, unexpected {unexpected}")
     elif needed:
         raise LmClassifyError(f"{extra} is missing; it holds this model's "
                               f"{', '.join(sorted({k.split('.')[0] for k in needed}))} - the model directory is "
@@ -280,84 +253,16 @@ def restore(cls, directory: Path, device: torch.device):
     return est
 
 
-WEIGHTS = "model.safetensors"
-WEIGHTS_INDEX = "model.safetensors.index.json"
-PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
-
-
-def _check_files(directory: Path) -> list[Path]:
-    """Every file ``restore`` reads, checked before transformers sees it: one line naming a
-    missing, truncated or garbled file instead of a library's traceback (or, worse, a
-    silent fallback). Returns the weights files."""
-    config = _json_object(directory / "config.json")
-    if not isinstance(config.get(TRUE_TYPE_KEY, config.get("model_type")), str):
-        raise _corrupt(directory / "config.json", "no model_type")
-    if (directory / WEIGHTS_INDEX).is_file():
-        index = _json_object(directory / WEIGHTS_INDEX)
-        shards = index.get("weight_map")
-        if not isinstance(shards, dict) or not shards or not all(isinstance(v, str) for v in shards.values()):
-            raise _corrupt(directory / WEIGHTS_INDEX, "no weight_map")
-        weights = [directory / name for name in sorted(set(shards.values()))]
-    elif (directory / WEIGHTS).is_file():
-        weights = [directory / WEIGHTS]
-    else:
-        pickles = [name for name in PICKLES if (directory / name).exists()]
-        if pickles:
-            raise LmClassifyError(f"{directory / WEIGHTS} is missing and lmclassify loads weights only from "
-                                  f"safetensors, not from {pickles[0]} (a pickle can run code when loaded); "
-                                  f"convert the weights to safetensors")
-        raise _missing(directory / WEIGHTS)
-    for path in weights + ([directory / EXTRA] if (directory / EXTRA).exists() else []):
-        check_safetensors(path)
-    return weights
-
-
-def check_safetensors(path: Path) -> None:
-    """A complete safetensors file: an 8-byte header length, a JSON header describing each
-    tensor, and exactly the bytes the header promises (a truncated copy, a garbled header or
-    an empty file fail here, naming the file). Reads only the header."""
-    if not path.is_file():
-        raise _missing(path)
-    size = path.stat().st_size
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                raise _corrupt(path, f"{size} bytes, too short for a safetensors file")
-            n = int.from_bytes(head, "little")
-            if n > size - 8:
-                raise _corrupt(path, f"its header claims {n} bytes but the file has {size}: truncated or not "
-                                     f"a safetensors file")
-            header = json.loads(f.read(n).decode("utf-8"))
-    except OSError as e:
-        raise LmClassifyError(f"{path} cannot be read ({e.strerror or e})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _corrupt(path, "its header is not valid JSON") from None
-    if not isinstance(header, dict):
-        raise _corrupt(path, "its header is not a JSON object")
-    end = 0
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(x, int) for x in offsets)
-                or not isinstance(info.get("dtype"), str) or not isinstance(info.get("shape"), list)):
-            raise _corrupt(path, f"its header entry for {name!r} is malformed")
-        end = max(end, offsets[1])
-    if 8 + n + end != size:
-        raise _corrupt(path, f"{size} bytes where its header describes {8 + n + end}: truncated or padded")
-
-
 def _restore_tokenizer(directory: Path, words: bool):
     """The saved tokenizer. lmclassify saves fast tokenizers (``tokenizer.json``) wherever one
     exists, so a fast tokenizer rebuilt without that file (from a vocabulary, or from
     nothing) is a tampered directory, not a fallback to take."""
-    tok_config = _json_object(directory / "tokenizer_config.json")
+    tok_config = json_object(directory / "tokenizer_config.json")
     fast_file = directory / "tokenizer.json"
     if fast_file.exists():
-        _json_object(fast_file)
+        json_object(fast_file)
     elif tok_config.get("backend") == "tokenizers":
-        raise _missing(fast_file)
+        raise missing(fast_file)
     try:
         tok = load_tokenizer(directory, words=words)
     except LmClassifyError as e:
@@ -366,7 +271,7 @@ def _restore_tokenizer(directory: Path, words: bool):
         raise LmClassifyError(f"the tokenizer in {directory} ({names}) cannot be loaded: {why}; the model "
                               f"directory cannot be loaded - copy it again or retrain") from None
     if getattr(tok, "is_fast", False) and not fast_file.exists():
-        raise _missing(fast_file)
+        raise missing(fast_file)
     return tok
 
 
@@ -376,17 +281,17 @@ def _restore_hf(directory: Path, weights: list[Path], words: bool, task):
     config = unsealed_config(directory)
     n = len(task.id2label())
     if getattr(config, "num_labels", None) != n:
-        raise _corrupt(directory / "config.json", f"{getattr(config, 'num_labels', None)} labels where "
+        raise corrupt(directory / "config.json", f"{getattr(config, 'num_labels', None)} labels where "
                                                   f"{META} has {n}")
     named = weights[0] if len(weights) == 1 else directory / WEIGHTS_INDEX
     try:
         hf, info = auto.from_pretrained(directory, config=config, dtype=torch.float32, use_safetensors=True,
                                         output_loading_info=True)
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, KeyError) as e:
-        raise _corrupt(named, f"the weights cannot be loaded: {first_line(e)}") from None
+        raise corrupt(named, f"the weights cannot be loaded: {first_line(e)}") from None
     problems = {k: sorted(v)[:3] for k, v in info.items() if k in ("missing_keys", "mismatched_keys") and v}
     if problems:
-        raise _corrupt(named, "; ".join(f"{k.replace('_', ' ')}: {', '.join(map(str, v))}"
+        raise corrupt(named, "; ".join(f"{k.replace('_', ' ')}: {', '.join(map(str, v))}"
                                         for k, v in problems.items()))
     return hf
 
@@ -401,4 +306,4 @@ def _restore_head_bias(hf, directory: Path) -> None:
                 if f"{name}.bias" in f.keys():
                     getattr(hf, name).bias.data.copy_(f.get_tensor(f"{name}.bias"))
     except (SafetensorError, OSError, RuntimeError) as e:
-        raise _corrupt(path, f"the head's bias cannot be read: {first_line(e)}") from None
+        raise corrupt(path, f"the head's bias cannot be read: {first_line(e)}") from None
