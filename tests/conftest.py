@@ -22,6 +22,21 @@ def _isolated_env(monkeypatch, tmp_path_factory):
         monkeypatch.setenv("LMCLASSIFY_CACHE", str(tmp_path_factory.getbasetemp() / "lmc-cache"))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread_where_marked(request):
+    """Modules of many tiny fits (``pytestmark = pytest.mark.one_thread``) run torch on one
+    thread: on a shared 2-core CPU a 2-thread pool makes every small kernel wait (10-50x)."""
+    if request.node.get_closest_marker("one_thread") is None:
+        yield
+        return
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _package_file(dist: str, suffix: str) -> Path:
     for f in importlib.metadata.files(dist) or []:
         if str(f).endswith(suffix):

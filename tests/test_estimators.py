@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from helpers import sms_rows as _sms_rows
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -24,17 +23,9 @@ from lmclassify.config import FAMILY_DEFAULTS, ModelConfig, TrainConfig
 FITTED = ("module_", "tokenizer_", "task_", "classes_", "model_config_", "train_config_", "device_")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny fits: one thread, or two OpenMP threads wait on each other on 2 cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.one_thread  # tiny models: a 2-thread pool only adds waiting (conftest.py)
 
 
-def _sms_rows(sms_file: Path) -> list[tuple[str, str]]:
-    return [tuple(line.split("\t", 1)) for line in sms_file.read_text(encoding="utf-8").splitlines() if line]
 
 
 @pytest.fixture(scope="module")

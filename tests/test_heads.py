@@ -15,12 +15,7 @@ A = ["A man is playing a flute.", "The cat sat.", "Stocks fell sharply on Monday
 B = ["A man plays a flute.", "A dog ran.", "Markets dropped.", "fine then"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.one_thread  # tiny models: a 2-thread pool only adds waiting (conftest.py)
 
 
 def test_make_head_shapes_and_init():

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+from helpers import sms_rows as _sms_rows
 
 import lmclassify
 from lmclassify import DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -19,16 +19,9 @@ from lmclassify.cli.options import config_from_args
 TRAIN_ARGS = ["--epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3", "--seed", "7"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.one_thread  # tiny models: a 2-thread pool only adds waiting (conftest.py)
 
 
-def _sms_rows(sms_file: Path) -> list[tuple[str, str]]:
-    return [tuple(line.split("\t", 1)) for line in sms_file.read_text(encoding="utf-8").splitlines() if line]
 
 
 def _write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:

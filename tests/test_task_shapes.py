@@ -19,14 +19,7 @@ from lmclassify.cli import main
 DATA = Path(os.environ.get("LMCLASSIFY_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models are all per-op overhead; on a shared 2-core machine two OpenMP threads
-    waiting on each other make them ~50x slower than one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.one_thread  # tiny models: a 2-thread pool only adds waiting (conftest.py)
 
 
 def _need(*parts: str) -> Path:

@@ -20,14 +20,7 @@ from lmclassify.cli import build_parser, main
 from lmclassify.data.conll import read_conll, tag_set
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; on a shared CPU a 2-thread pool makes every
-    small kernel wait for the other thread (10-50x slower here)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.one_thread  # tiny models: a 2-thread pool only adds waiting (conftest.py)
 
 
 WNUT = Path(os.environ.get("LMCLASSIFY_DATA") or Path(__file__).parents[1] / ".." / "shared" / "data") / "wnut17"

@@ -28,12 +28,7 @@ class _WithCRF(nn.Module):
 X = IGNORE
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: a thread pool only adds waiting on a shared CPU
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.one_thread  # tiny tensors: a thread pool only adds waiting (conftest.py)
 WORDS = ["Empire", "Buildingxyzzy", "ESB", "\u200b", "&gt;"]  # a zero-width space has no piece at all
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+from helpers import sms_rows as _sms_rows
 
 import lmclassify
 from lmclassify import DataConfig, ModelConfig, RunConfig, TextClassifier, TrainConfig
@@ -53,16 +53,9 @@ def run_pipelines(jobs: dict[str, tuple[str, list[str]]]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.one_thread  # tiny models: a 2-thread pool only adds waiting (conftest.py)
 
 
-def _sms_rows(sms_file: Path) -> list[tuple[str, str]]:
-    return [tuple(line.split("\t", 1)) for line in sms_file.read_text(encoding="utf-8").splitlines() if line]
 
 
 def _write(path: Path, header: list[str], rows: list) -> Path:

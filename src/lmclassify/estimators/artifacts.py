@@ -21,10 +21,10 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 from ..config import RunConfig, check_options
-from ..errors import LmClassifyError
+from ..errors import LmClassifyError, first_line
 from ..models.heads import make_head
 from ..models.hf_layout import fold_linear_head, seal, unsealed_config
-from ..models.load import add_head_bias, first_line, load_tokenizer
+from ..models.load import add_head_bias, load_tokenizer
 from ..models.sequence import SequenceClassifier
 from ..models.tagger import TokenTagger
 from ..tasks import TOKEN, task_from_saved

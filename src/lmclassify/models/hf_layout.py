@@ -215,7 +215,7 @@ def unsealed_config(directory: PathLike):
     from transformers import AutoConfig
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-    from ..errors import LmClassifyError
+    from ..errors import LmClassifyError, first_line
 
     path = Path(directory) / CONFIG
     if not path.is_file():
@@ -223,7 +223,7 @@ def unsealed_config(directory: PathLike):
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise LmClassifyError(f"{path} is corrupt ({type(e).__name__}: {_first_line(e)}); the model directory "
+        raise LmClassifyError(f"{path} is corrupt ({type(e).__name__}: {first_line(e)}); the model directory "
                               f"cannot be loaded") from None
     if not isinstance(data, dict):
         raise LmClassifyError(f"{path} is corrupt (expected a JSON object, found {type(data).__name__})")
@@ -236,16 +236,9 @@ def unsealed_config(directory: PathLike):
             raise ValueError(f"unknown model type {data['model_type']!r}")
         config = CONFIG_MAPPING[data["model_type"]].from_dict(data)
     except Exception as e:  # noqa: BLE001 - whatever a config's own validation raises, the file is at fault
-        raise LmClassifyError(f"{path} does not describe a model transformers can build ({_first_line(e)}); "
+        raise LmClassifyError(f"{path} does not describe a model transformers can build ({first_line(e)}); "
                               f"the model directory cannot be loaded") from None
     config._name_or_path = str(directory)
     return config
 
 
-def _first_line(e: BaseException) -> str:
-    """An exception's message on one line: its first line (with the next, where the first
-    only introduces it, as in "Validation error for field 'x':")."""
-    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-    if not lines:
-        return type(e).__name__
-    return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]

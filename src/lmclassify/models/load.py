@@ -12,7 +12,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, \
     AutoTokenizer
 
-from ..errors import LmClassifyError
+from ..errors import LmClassifyError, first_line
 from .backbone import is_encoder, num_layers
 from .heads import make_head
 from .input_template import apply_input_template
@@ -46,15 +46,6 @@ def load_tokenizer(path: Union[str, Path], words: bool = False):
         tok.pad_token = tok.eos_token
     tok.padding_side = "right"
     return tok
-
-
-def first_line(e: BaseException) -> str:
-    """An exception's message on one line: its first line (with the next, where the first
-    only introduces it, as in "Validation error for field 'x':")."""
-    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-    if not lines:
-        return type(e).__name__
-    return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
 
 
 def load_config(path: Union[str, Path]):
