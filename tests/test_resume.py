@@ -53,9 +53,10 @@ def test_killed_run_resumes_to_the_same_result(setup, tmp_path, point):
     assert partial.is_dir() and not out.exists()
     if point.startswith("step:1"):
         assert json.loads((partial / "checkpoint" / "state.json").read_text())["steps"] == 12
+        assert len(list((partial / "features").glob("*.f32"))) == 2  # train and validation: not recomputed
     p = _run(["train", "--resume", out])
     assert p.returncode == 0, p.stderr
-    assert not partial.exists() and not (out / "checkpoint").exists()
+    assert not partial.exists() and not (out / "checkpoint").exists() and not (out / "features").exists()
     _same_result(ref, out)
 
 

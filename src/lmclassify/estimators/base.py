@@ -138,9 +138,10 @@ class LMEstimator(BaseEstimator):
 
     # ---- fitting -----------------------------------------------------------------
     def fit(self, X: Sequence, y: Sequence, validation: Optional[tuple] = None, log=None,
-            **loop) -> "LMEstimator":
+            feature_dir: Optional[Path] = None, **loop) -> "LMEstimator":
         """Train on inputs ``X`` and labels ``y``; ``validation`` = (X_val, y_val) drives
         early stopping, the best weights and (multi-label) thresholds. Returns self.
+        ``feature_dir`` keeps the feature cache on disk there (a resumed run reuses it);
         ``loop`` passes checkpoints / resume / stop through to the training loop."""
         mc, tc, task = self._resolve(X, y)
         torch.manual_seed(tc.seed)
@@ -162,7 +163,8 @@ class LMEstimator(BaseEstimator):
         self.feature_cache_ = bool(tc.feature_cache and self.module_.cacheable)
         if self.feature_cache_:
             for name, enc in self._encoded.items():
-                build_features(self.module_, enc, self.pad_id, self.device_, desc=f"cache {name}")
+                build_features(self.module_, enc, self.pad_id, self.device_, desc=f"cache {name}",
+                               spill_dir=feature_dir)
         val = self._encoded.get("validation")
         self.fit_result_: FitResult = fit(self.module_, task, self._encoded["train"], val, tc, self.pad_id,
                                           self.device_, log=log, **loop)

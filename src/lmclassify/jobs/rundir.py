@@ -1,6 +1,7 @@
 """Where a training run lives until it is complete: ``<output>.partial/``, a visible folder
 holding the run's config and data fingerprint, the metrics log (readable from the first
-evaluation), TensorBoard events, the checkpoint, and finally the model files. Renamed to
+evaluation), TensorBoard events, the checkpoint, the feature cache, and finally the model
+files. Renamed to
 ``<output>`` only when everything is written, so an existing model directory is never
 half-replaced; kept after a crash or Ctrl-C once a checkpoint exists, so ``--resume``
 can continue; removed when the run fails before that.
@@ -19,6 +20,7 @@ from ..errors import LmClassifyError
 from ..training.checkpoint import NAME as CHECKPOINT
 
 CONFIG, DATA = "run_config.json", "run_data.json"
+FEATURES = "features"  # the frozen prefix's outputs, on disk so a resumed run need not recompute them
 
 
 def partial_of(output: Path) -> Path:
@@ -119,6 +121,7 @@ class RunDir:
         else:
             os.replace(self.path, out)
         shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
+        shutil.rmtree(out / FEATURES, ignore_errors=True)
         for name in (CONFIG, DATA):
             (out / name).unlink(missing_ok=True)
         return out

@@ -29,7 +29,7 @@ from ..training.loop import TrainingInterrupted, total_steps
 from ..training.progress import ProgressLines, TensorBoardLog, fan_out, tensorboard_writer
 from ..tasks import TOKEN, Task, make_task
 from .config import absolute_paths, apply_recipe, default_model
-from .rundir import RunDir, data_fingerprint, with_run_options
+from .rundir import FEATURES, RunDir, data_fingerprint, with_run_options
 
 SPLITS = ("train", "validation", "test")
 
@@ -136,7 +136,7 @@ def train(config: Optional[RunConfig], output: Union[str, Path], overwrite: bool
         with stop_on_ctrl_c() as stop:
             est.fit(train_set.inputs(), train_set.labels, validation=(val.inputs(), val.labels) if val else None,
                     log=_loggers(metrics_log, est, cfg, run, state, progress, len(train_set)),
-                    checkpoints=checkpoints, resume=state, stop=stop)
+                    feature_dir=run.path / FEATURES, checkpoints=checkpoints, resume=state, stop=stop)
     except TrainingInterrupted:
         raise Interrupted(f"interrupted; a checkpoint is in {run.path}. Resume with: "
                           f"lmclassify train --resume {run.output}") from None

@@ -53,25 +53,29 @@ def model_fingerprint(model) -> str:
 
 
 def build_features(model, enc: Encoded, pad_id: int, device: torch.device,
-                   tokens_per_batch: int = 8192, max_texts: int = 32, desc: str = "features") -> Encoded:
+                   tokens_per_batch: int = 8192, max_texts: int = 32, desc: str = "features",
+                   spill_dir: Optional[Path] = None) -> Encoded:
     """Fill ``enc.features`` (and a siamese pair's ``enc.pair_features``) with boundary
-    states; returns ``enc`` for chaining."""
-    enc.features = _states(model, enc.input_ids, pad_id, device, tokens_per_batch, max_texts, desc)
+    states; returns ``enc`` for chaining. ``spill_dir``: keep them on disk there whatever
+    their size (a run's folder, so a resumed run reads them instead of recomputing)."""
+    enc.features = _states(model, enc.input_ids, pad_id, device, tokens_per_batch, max_texts, desc, spill_dir)
     if enc.pair_ids is not None:
-        enc.pair_features = _states(model, enc.pair_ids, pad_id, device, tokens_per_batch, max_texts, desc + " (b)")
+        enc.pair_features = _states(model, enc.pair_ids, pad_id, device, tokens_per_batch, max_texts, desc + " (b)",
+                                    spill_dir)
     return enc
 
 
 def _states(model, input_ids: list[list[int]], pad_id: int, device: torch.device, tokens_per_batch: int,
-            max_texts: int, desc: str) -> list[torch.Tensor]:
+            max_texts: int, desc: str, spill_dir: Optional[Path] = None) -> list[torch.Tensor]:
     """One unpadded (T_i, H) tensor per sequence: views into one flat buffer."""
     side = Encoded(input_ids)
     lengths = side.lengths
     hidden_size = model.hf.config.get_text_config().hidden_size
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    flat, spill = _allocate(model, input_ids, int(offsets[-1]), hidden_size)
+    path = _memmap_path(model, input_ids, spill_dir)
+    flat, spill = _allocate(path, int(offsets[-1]), hidden_size, force_spill=spill_dir is not None)
     if flat is None:  # found complete on disk
-        flat = _open_memmap(model, input_ids, int(offsets[-1]), hidden_size)
+        flat = torch.from_numpy(np.memmap(path, dtype=np.float32, mode="c", shape=(int(offsets[-1]), hidden_size)))
     else:
         model.eval()
         batches = _token_budget_batches(lengths, tokens_per_batch, max_texts)
@@ -103,18 +107,17 @@ def _token_budget_batches(lengths: np.ndarray, budget: int, max_texts: int) -> l
     return out
 
 
-def _memmap_path(model, input_ids: list[list[int]]) -> Path:
-    return cache_root() / "features" / f"{cache_key(model, input_ids)}.f32"
+def _memmap_path(model, input_ids: list[list[int]], spill_dir: Optional[Path] = None) -> Path:
+    return (spill_dir or cache_root() / "features") / f"{cache_key(model, input_ids)}.f32"
 
 
-def _allocate(model, input_ids: list[list[int]], n_tokens: int, hidden: int
+def _allocate(path: Path, n_tokens: int, hidden: int, force_spill: bool = False
               ) -> tuple[Optional[torch.Tensor], Optional[tuple]]:
-    """A buffer to fill, and for a disk spill what ``_finish`` needs to publish it; (None,
-    None) when a complete spill file is already on disk."""
+    """A buffer to fill, and for a disk spill (past MEMORY_LIMIT_BYTES, or forced) what
+    ``_finish`` needs to publish it; (None, None) when the complete file is already there."""
     nbytes = n_tokens * hidden * 4
-    if nbytes <= MEMORY_LIMIT_BYTES:
+    if nbytes <= MEMORY_LIMIT_BYTES and not force_spill:
         return torch.empty(n_tokens, hidden), None
-    path = _memmap_path(model, input_ids)
     if path.exists() and path.stat().st_size == nbytes:
         return None, None
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,8 +130,3 @@ def _finish(arr: np.memmap, tmp: Path, path: Path) -> None:
     """Flush the spill and rename it into place: only a complete file is ever found."""
     arr.flush()
     os.replace(tmp, path)
-
-
-def _open_memmap(model, input_ids: list[list[int]], n_tokens: int, hidden: int) -> torch.Tensor:
-    arr = np.memmap(_memmap_path(model, input_ids), dtype=np.float32, mode="c", shape=(n_tokens, hidden))
-    return torch.from_numpy(arr)
