@@ -117,3 +117,17 @@ def test_progress_lines_tensorboard_and_a_visible_log(tiny_gpt2_dir, sms_file, t
     log = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [e.step for e in acc.Scalars("val/accuracy")] == [r["step"] for r in log]
     assert [round(e.value, 5) for e in acc.Scalars("val/accuracy")] == [round(r["val_accuracy"], 5) for r in log]
+
+
+@pytest.mark.slow
+def test_real_model_killed_mid_epoch_resumes_bit_identically(sms_file, tmp_path):
+    """The real all-MiniLM-L6-v2, its top two blocks trained from the feature cache."""
+    data = _sms_csv(sms_file, tmp_path / "sms.csv", n=120)
+    args = ["train", "--data", data, "--model", "minilm-l6", "--epochs", "2", "--train-layers", "2",
+            "--batch-size", "8", "--save-every", "3", "--seed", "11"]
+    p = _run(args + ["--output", tmp_path / "ref"])
+    assert p.returncode == 0, p.stderr
+    assert _run(args + ["--output", tmp_path / "m"], die_at="step:17").returncode == -9
+    p = _run(["train", "--resume", tmp_path / "m"])
+    assert p.returncode == 0, p.stderr
+    _same_result(tmp_path / "ref", tmp_path / "m")
