@@ -47,6 +47,11 @@ def run_child(script: Path, args: list[str], timeout: float) -> dict:
 
 
 def write_results(name: str, data: dict, table: str, output: Path | None = None) -> Path:
+    """JSON + Markdown; both carry the machine (CPU, vector extensions, torch, threads), so
+    results from different CPUs are never compared silently."""
+    data = {"machine": machine(), **data}
+    if "Machine:" not in table:
+        table = f"Machine: {data['machine']['summary']}\n\n{table}"
     path = Path(output) if output else RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
@@ -62,26 +67,8 @@ def md_table(headers: list[str], rows: list[list]) -> str:
 
 
 def machine() -> dict:
-    """The machine a result was measured on, so numbers from different CPUs are never
-    compared silently: CPU model, vector extensions, torch version and threads."""
-    import platform
+    """The machine a result was measured on (``lmclassify.machine``): CPU model, vector
+    extensions, torch version and threads."""
+    from lmclassify.machine import machine_info
 
-    import torch
-
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("unknown", "x86_64", ""):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    wanted = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
-              if f in flags]
-    cap = torch.backends.cpu.get_cpu_capability()
-    return {"cpu": model, "cpu_capability": cap, "flags": wanted, "cores": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "summary": f"{model}, {cap} ({', '.join(wanted) or 'no AVX2'}), {os.cpu_count()} cores, "
-                       f"torch {torch.__version__} on {torch.get_num_threads()} threads"}
+    return machine_info()

@@ -1,17 +1,26 @@
-"""What `--quantize int8` costs and gains, side by side with fp32 on the same trained model:
-test accuracy, label agreement with fp32 and prediction texts/s, for the default encoder
-(SST-2, TREC) and the default decoder (SMS spam), each trained with its recipe's options.
+"""What `--quantize int8` costs and gains, side by side with fp32 on the same trained model,
+for every integer kernel (``models/int8_kernels.py``) and for the one ``quantize()`` picks
+itself: test accuracy, label agreement with fp32 and prediction texts/s, for the default
+encoder (SST-2, TREC) and the default decoder (SMS spam), each trained with its recipe.
 
-    python bench/int8.py                 # sst2, trec (minilm-l6), sms-spam (smollm2-135m): ~15 min
-    python bench/int8.py --only sms-spam
+    python bench/int8.py                          # sst2, trec, sms-spam: trains each (~15 min alone)
+    python bench/int8.py --only sst2,sms-spam --reuse runs/bench-serve
+    python bench/int8.py --isa avx2               # also in a child whose libraries are capped at AVX2
 
-Timing: fp32 and int8 predict the test split alternately, three times each; the best
-texts/s of each is kept (this machine is shared and noisy). Writes bench/results/int8.json
-and int8.md.
+``--reuse DIR`` takes ``DIR/<recipe>-<model>`` when it holds a trained model. ``--isa avx2``
+reruns the timing in a child process with ATen, oneDNN and FBGEMM capped at AVX2
+(``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, ``FBGEMM_ENABLE_INSTRUCTIONS``): how the
+choice behaves on a CPU without VNNI, emulated on this one (not a real AVX2 CPU; says so).
+
+Timing: the contenders predict the test split in turn, three rounds; the best texts/s of
+each is kept (this machine is shared and noisy). Writes bench/results/int8.{json,md}.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,63 +32,117 @@ from common import md_table, recipe_split, write_results  # noqa: E402
 # recipe -> (model, predict batch size); batch 8 on the decoder as in bench/speed.py
 CASES = {"sst2": ("minilm-l6", 64), "trec": ("minilm-l6", 64), "sms-spam": ("smollm2-135m", 8)}
 SEED = 123
+CONTENDERS = ("fp32", "int_mm", "fbgemm", "auto")
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
-def _texts_per_second(clf, texts: list) -> tuple[list, float]:
-    t0 = time.perf_counter()
-    labels = clf.predict(texts)
-    return labels, len(texts) / (time.perf_counter() - t0)
-
-
-def run_case(recipe: str, model: str, batch: int) -> dict:
+def _load(model_dir: Path, contender: str):
     from lmclassify import TextClassifier
+
+    if contender == "fp32":
+        return TextClassifier.load(model_dir, device="cpu")
+    os.environ["LMCLASSIFY_INT8_KERNEL"] = contender
+    try:
+        return TextClassifier.load(model_dir, device="cpu", quantize="int8")
+    finally:
+        os.environ.pop("LMCLASSIFY_INT8_KERNEL", None)
+
+
+def _model_dir(recipe: str, model: str, reuse: Path | None, scratch: str) -> Path:
     from lmclassify.cli import main
 
+    if reuse and (reuse / f"{recipe}-{model}" / "model.safetensors").is_file():
+        return reuse / f"{recipe}-{model}"
+    out = Path(scratch, f"{recipe}-{model}")
+    if main(["train", "--recipe", recipe, "--model", model, "--output", str(out), "--seed", str(SEED)]) != 0:
+        raise SystemExit(f"train --recipe {recipe} failed")
+    return out
+
+
+def run_case(recipe: str, model_dir: Path, batch: int) -> dict:
     _, _, test = recipe_split(recipe, SEED)
     gold = [str(y) for y in test.labels]
-    acc = lambda labels: sum(str(a) == b for a, b in zip(labels, gold)) / len(gold)  # noqa: E731
-    with tempfile.TemporaryDirectory() as d:
-        if main(["train", "--recipe", recipe, "--model", model, "--output", f"{d}/m", "--seed", str(SEED)]) != 0:
-            raise SystemExit(f"train --recipe {recipe} failed")
-        fp32 = TextClassifier.load(Path(d, "m"), device="cpu")
-        int8 = TextClassifier.load(Path(d, "m"), device="cpu", quantize="int8")
-        rates: dict = {"fp32": [], "int8": []}
-        labels = {}
-        for clf in (fp32, int8):
-            clf.train_config_.eval_batch_size = batch
-            clf.predict(test.texts[:batch])  # warm-up
-        for _ in range(3):
-            for name, clf in (("fp32", fp32), ("int8", int8)):
-                labels[name], rate = _texts_per_second(clf, test.texts)
-                rates[name].append(rate)
-    return {"recipe": recipe, "model": model, "batch_size": batch, "n_test": len(gold),
-            "fp32_accuracy": acc(labels["fp32"]), "int8_accuracy": acc(labels["int8"]),
-            "label_agreement": sum(a == b for a, b in zip(labels["fp32"], labels["int8"])) / len(gold),
-            "fp32_texts_per_second": max(rates["fp32"]), "int8_texts_per_second": max(rates["int8"]),
-            "speedup": max(rates["int8"]) / max(rates["fp32"]), "all_rates": rates}
+    clfs = {c: _load(model_dir, c) for c in CONTENDERS}
+    chosen = clfs["auto"].int8_kernel_
+    rates: dict = {c: [] for c in CONTENDERS}
+    labels: dict = {}
+    for clf in clfs.values():
+        clf.train_config_.eval_batch_size = batch
+        clf.predict(test.texts[:batch])  # warm-up
+    for _ in range(3):
+        for name, clf in clfs.items():
+            t0 = time.perf_counter()
+            labels[name] = [str(y) for y in clf.predict(test.texts)]
+            rates[name].append(len(gold) / (time.perf_counter() - t0))
+    acc = lambda ls: sum(a == b for a, b in zip(ls, gold)) / len(gold)  # noqa: E731
+    agree = lambda ls: sum(a == b for a, b in zip(ls, labels["fp32"])) / len(gold)  # noqa: E731
+    best = {c: max(r) for c, r in rates.items()}
+    return {"recipe": recipe, "model_dir": str(model_dir), "batch_size": batch, "n_test": len(gold),
+            "auto_kernel": chosen.kernel or "fp32", "auto_choice": chosen.describe(),
+            "accuracy": {c: acc(labels[c]) for c in CONTENDERS},
+            "label_agreement": {c: agree(labels[c]) for c in CONTENDERS},
+            "texts_per_second": best, "over_fp32": {c: best[c] / best["fp32"] for c in CONTENDERS},
+            "all_rates": rates}
+
+
+def run_cases(names: list[str], reuse: Path | None) -> list[dict]:
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in names:
+            model, batch = CASES[name]
+            print(f"... {name}", flush=True)
+            results.append(run_case(name, _model_dir(name, model, reuse, scratch), batch))
+            print(f"    {json.dumps(results[-1])}", flush=True)
+    return results
+
+
+def _rows(results: list[dict], isa: str) -> list[list]:
+    rows = []
+    for r in results:
+        for c in CONTENDERS:
+            rows.append([isa, r["recipe"], c if c != "auto" else f"auto -> {r['auto_kernel']}", r["n_test"],
+                         f"{100 * r['accuracy'][c]:.2f}", f"{100 * r['label_agreement'][c]:.1f}",
+                         round(r["texts_per_second"][c], 1), round(r["over_fp32"][c], 2)])
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", help=f"comma list of recipes ({','.join(CASES)})")
+    ap.add_argument("--reuse", type=Path, help="a folder of trained models named <recipe>-<model>")
+    ap.add_argument("--isa", choices=("native", "avx2"), default="native",
+                    help="avx2: also time in a child with the libraries capped at AVX2")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--output", type=Path)
     a = ap.parse_args()
     names = a.only.split(",") if a.only else list(CASES)
     unknown = [n for n in names if n not in CASES]
     if unknown:
         raise SystemExit(f"unknown recipe(s): {', '.join(unknown)}; choose from {', '.join(CASES)}")
-    results = []
-    for name in names:
-        print(f"... {name}", flush=True)
-        results.append(run_case(name, *CASES[name]))
-        print(f"    {results[-1]}", flush=True)
-    rows = [[r["recipe"], r["model"], r["n_test"], f"{100 * r['fp32_accuracy']:.2f}", f"{100 * r['int8_accuracy']:.2f}",
-             f"{100 * r['label_agreement']:.1f}", round(r["fp32_texts_per_second"], 1),
-             round(r["int8_texts_per_second"], 1), round(r["speedup"], 2)] for r in results]
-    table = ("## int8 vs fp32 prediction, same trained model, this CPU\n\n"
-             + md_table(["recipe", "model", "test texts", "fp32 acc %", "int8 acc %", "labels agree %",
-                         "fp32 texts/s", "int8 texts/s", "int8 / fp32"], rows))
-    path = write_results("int8", {"seed": SEED, "cases": results}, table, a.output)
+    if a.child:
+        print(json.dumps(run_cases(names, a.reuse)))
+        return
+    out = {"seed": SEED, "native": run_cases(names, a.reuse)}
+    rows = _rows(out["native"], "native")
+    if a.isa == "avx2":
+        env = {**os.environ, **AVX2_ENV, "LMCLASSIFY_CACHE": tempfile.mkdtemp()}  # a fresh kernel choice
+        args = [sys.executable, __file__, "--child", "--only", ",".join(names)]
+        args += ["--reuse", str(a.reuse)] if a.reuse else []
+        proc = subprocess.run(args, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"the AVX2 child failed:\n{proc.stderr[-3000:]}")
+        out["avx2_emulated"] = json.loads(proc.stdout.strip().splitlines()[-1])
+        out["avx2_emulated_env"] = AVX2_ENV
+        rows += _rows(out["avx2_emulated"], "AVX2 (emulated)")
+    kernels = "; ".join(f"{r['recipe']}: {r['auto_choice']}" for r in out["native"])
+    table = ("## int8 kernels vs fp32 prediction, same trained model\n\n"
+             f"`quantize()` chose, natively: {kernels}\n\n"
+             + md_table(["CPU", "recipe", "contender", "test texts", "acc %", "labels agree with fp32 %",
+                         "texts/s", "x fp32"], rows))
+    if "avx2_emulated" in out:
+        table += ("\n\nAVX2 (emulated): the same CPU with ATen, oneDNN and FBGEMM capped at AVX2 through "
+                  f"{', '.join(f'{k}={v}' for k, v in AVX2_ENV.items())}; a real AVX2-only CPU may differ.")
+    path = write_results("int8", out, table, a.output)
     print(table)
     print(f"\nwritten {path}")
 

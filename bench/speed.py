@@ -12,8 +12,9 @@ Each contender runs in its own process so its peak RSS is its own. Also: inferen
 texts/s against transformers.pipeline on the same trained model, and time per epoch for
 1k/4k/16k SST-2 phrases. Writes bench/results/speed.json and speed.md.
 
-    python bench/speed.py              # the full comparison (~40 min on 2 cores)
-    python bench/speed.py --epochs 1   # the same comparison, quickly
+    python bench/speed.py                # 1 and 5 epochs side by side (~60 min on 2 cores)
+    python bench/speed.py --epochs 1     # one epoch, quickly
+    python bench/speed.py --only lmclassify,lmclassify_int8_cache,hf_trainer
 """
 from __future__ import annotations
 
@@ -65,11 +66,12 @@ def _hf_model(path, tok):
     return m
 
 
-def contender_lmclassify(epochs: int) -> dict:
+def contender_lmclassify(epochs: int, feature_precision: str = "fp32") -> dict:
     from lmclassify import TextClassifier
 
     train, val, test = spam_split(SEED)
     clf = TextClassifier(MODEL, epochs=epochs, batch_size=BS, learning_rate=LR, weight_decay=WD, seed=SEED,
+                         feature_precision=feature_precision,
                          progress=False).fit(train.texts, train.labels, validation=(val.texts, val.labels))
     acc = clf.evaluate(test.texts, test.labels, split="test")["accuracy"]
     n_tokens = clf._encoded["train"].n_tokens
@@ -77,6 +79,11 @@ def contender_lmclassify(epochs: int) -> dict:
            "val_tokens": clf._encoded["validation"].n_tokens, "peak_rss_mb": peak_rss_mb()}
     out.update(_inference(clf, test))
     return out
+
+
+def contender_lmclassify_int8_cache(epochs: int) -> dict:
+    """lmclassify with --feature-precision int8: the training split's cache in int8."""
+    return contender_lmclassify(epochs, "int8")
 
 
 def _inference(clf, test) -> dict:
@@ -217,11 +224,14 @@ def floor_seconds(res: dict, epochs: int, gflops: float) -> float:
     return flops / (gflops * 1e9)
 
 
+CONTENDERS = ("lmclassify", "lmclassify_int8_cache", "hf_trainer", "book_loop")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", default="1,5", help="comma list: each runs every contender (ratios side by side)")
     ap.add_argument("--output", type=Path)
-    ap.add_argument("--only", help="comma list of contenders (lmclassify,hf_trainer,book_loop,scaling)")
+    ap.add_argument("--only", help=f"comma list of contenders ({','.join(CONTENDERS)},scaling)")
     ap.add_argument("--scaling-sizes", default="1000,4000,16000")
     ap.add_argument("--contender", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -230,36 +240,62 @@ def main() -> None:
         import json
 
         fn = globals()[f"contender_{a.contender}"]
-        print(json.dumps(fn(a.scaling_sizes) if a.contender == "scaling" else fn(a.epochs)))
+        print(json.dumps(fn(a.scaling_sizes) if a.contender == "scaling" else fn(int(a.epochs))))
         return
-    names = (a.only or "lmclassify,hf_trainer,book_loop,scaling").split(",")
-    res = {}
+    names = (a.only or ",".join(CONTENDERS) + ",scaling").split(",")
+    epochs = [int(e) for e in a.epochs.split(",")]
+    res: dict = {"by_epochs": {}}
     gf = matmul_gflops()
-    for name in names:
-        print(f"running {name} ...", flush=True)
-        res[name] = run_child(Path(__file__), ["--contender", name, "--epochs", str(a.epochs),
-                                               "--scaling-sizes", a.scaling_sizes], timeout=4 * 3600)
-        print(f"  {res[name]}", flush=True)
-        summarise(res, a, gf)  # partial results survive an interrupted run
+    for e in epochs:
+        for name in (n for n in names if n != "scaling"):
+            print(f"running {name}, {e} epoch(s) ...", flush=True)
+            res["by_epochs"].setdefault(str(e), {})[name] = run_child(
+                Path(__file__), ["--contender", name, "--epochs", str(e)], timeout=4 * 3600)
+            print(f"  {res['by_epochs'][str(e)][name]}", flush=True)
+            summarise(res, gf)  # partial results survive an interrupted run
+    if "scaling" in names:
+        print("running scaling ...", flush=True)
+        res["scaling"] = run_child(Path(__file__), ["--contender", "scaling", "--scaling-sizes", a.scaling_sizes],
+                                   timeout=4 * 3600)
+    summarise(res, gf, a.output)
 
 
-def summarise(res: dict, a: argparse.Namespace, gf: float) -> None:
-    out = {"epochs": a.epochs, "model": MODEL, "batch_size": BS, "matmul_gflops": gf, **res}
-    rows = []
-    for name in ("lmclassify", "hf_trainer", "book_loop"):
-        if name in res:
-            r = res[name]
-            r["tokens_per_second"] = r["train_tokens"] * a.epochs / r["train_seconds"]
-            rows.append([name, round(r["train_seconds"], 1), round(100 * r["test_accuracy"], 2),
-                         round(r["peak_rss_mb"]), round(r["tokens_per_second"])])
-    if "lmclassify" in res:
-        ours = res["lmclassify"]
-        out["floor_seconds"] = floor_seconds(ours, a.epochs, gf)
-        out["ratios"] = {f"{n}_over_lmclassify": res[n]["train_seconds"] / ours["train_seconds"]
-                         for n in ("hf_trainer", "book_loop") if n in res}
-        out["ratios"]["lmclassify_over_floor"] = ours["train_seconds"] / out["floor_seconds"]
-        out["ratios"]["predict_over_pipeline"] = ours["predict_texts_per_second"] / ours["pipeline_texts_per_second"]
-        out["ratios"]["int8_predict_over_pipeline"] = ours["int8_texts_per_second"] / ours["pipeline_texts_per_second"]
+def summarise(res: dict, gf: float, output: Path | None = None) -> None:
+    out = {"model": MODEL, "batch_size": BS, "matmul_gflops": gf, **res}
+    table = f"## Training speed, SMS spam recipe, {MODEL}, batch {BS}\n\n"
+    rows, ratio_rows = [], []
+    for e, by in res["by_epochs"].items():
+        for name in CONTENDERS:
+            if name in by:
+                r = by[name]
+                r["tokens_per_second"] = r["train_tokens"] * int(e) / r["train_seconds"]
+                rows.append([e, name, round(r["train_seconds"], 1), round(100 * r["test_accuracy"], 2),
+                             round(r["peak_rss_mb"]), round(r["tokens_per_second"])])
+        for ours in ("lmclassify", "lmclassify_int8_cache"):
+            if ours not in by:
+                continue
+            r = by[ours]
+            r["floor_seconds"] = floor_seconds(r, int(e), gf)
+            r["ratios"] = {f"{n}_over_{ours}": by[n]["train_seconds"] / r["train_seconds"]
+                           for n in ("hf_trainer", "book_loop") if n in by}
+            r["ratios"][f"{ours}_over_floor"] = r["train_seconds"] / r["floor_seconds"]
+            ratio_rows += [[e, k, round(v, 2)] for k, v in r["ratios"].items()]
+    table += md_table(["epochs", "contender", "train s", "test acc %", "peak RSS MB", "train tokens/s"], rows)
+    if ratio_rows:
+        table += "\n\n" + md_table(["epochs", "ratio (side by side, same run)", "value"], ratio_rows)
+        table += (f"\n\nfloor: the matmul FLOPs the job cannot avoid at {gf:.0f} GFLOP/s fp32, measured in this "
+                  "run.")
+    last = [by["lmclassify"] for by in res["by_epochs"].values() if "lmclassify" in by]
+    if last:
+        ours = last[-1]
+        table += (f"\n\nInference on the test split, batch {BS}: lmclassify {ours['predict_texts_per_second']:.1f} texts/s, "
+                  f"pipeline {ours['pipeline_texts_per_second']:.1f} texts/s "
+                  f"({ours['predict_texts_per_second'] / ours['pipeline_texts_per_second']:.2f}x); labels agree on "
+                  f"{100 * ours['pipeline_label_agreement']:.1f} %. With --quantize int8: "
+                  f"{ours['int8_texts_per_second']:.1f} texts/s "
+                  f"({ours['int8_texts_per_second'] / ours['pipeline_texts_per_second']:.2f}x pipeline), test accuracy "
+                  f"{100 * ours['int8_test_accuracy']:.2f} % (fp32 {100 * ours['fp32_test_accuracy']:.2f} %), labels "
+                  f"agree with fp32 on {100 * ours.get('int8_fp32_label_agreement', float('nan')):.1f} %.")
     if "scaling" in res:
         sizes = {n: v for n, v in res["scaling"].items() if n.isdigit()}  # not the child's wall_seconds
         pts = [(int(n), v["seconds"]) for n, v in sizes.items()]
@@ -267,24 +303,11 @@ def summarise(res: dict, a: argparse.Namespace, gf: float) -> None:
             xs, ys = [math.log(n) for n, _ in pts], [math.log(s) for _, s in pts]
             mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
             out["scaling_exponent"] = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-    table = f"## Training speed, SMS spam recipe, {MODEL}, {a.epochs} epoch(s), batch {BS}\n\n"
-    table += md_table(["contender", "train s", "test acc %", "peak RSS MB", "train tokens/s"], rows)
-    if "ratios" in out:
-        table += "\n\n" + md_table(["ratio", "value"], [[k, round(v, 2)] for k, v in out["ratios"].items()])
-        table += f"\n\nfloor_seconds = {out['floor_seconds']:.1f} at {gf:.0f} GFLOP/s fp32 matmul measured in this run."
-        ours = res["lmclassify"]
-        table += (f"\n\nInference on the test split, batch {BS}: lmclassify {ours['predict_texts_per_second']:.1f} texts/s, "
-                  f"pipeline {ours['pipeline_texts_per_second']:.1f} texts/s; labels agree on "
-                  f"{100 * ours['pipeline_label_agreement']:.1f} %. With --quantize int8: "
-                  f"{ours['int8_texts_per_second']:.1f} texts/s, test accuracy {100 * ours['int8_test_accuracy']:.2f} % "
-                  f"(fp32 {100 * ours['fp32_test_accuracy']:.2f} %), labels agree with fp32 on "
-                  f"{100 * ours.get('int8_fp32_label_agreement', float('nan')):.1f} %.")
-    if "scaling" in res:
         table += "\n\n" + md_table(["train texts", "tokens", "seconds (1 epoch, cache included)"],
                                    [[n, v["tokens"], round(v["seconds"], 1)] for n, v in sizes.items()])
         if "scaling_exponent" in out:
             table += f"\n\ngrowth exponent: {out['scaling_exponent']:.2f}"
-    path = write_results("speed", out, table, a.output)
+    path = write_results("speed", out, table, output)
     print(table)
     print(f"\nwritten {path}")
 

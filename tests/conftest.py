@@ -18,6 +18,9 @@ def _isolated_env(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("LMCLASSIFY_DATA", str(DATA))
+    # int8 tests check what int8 computes: one kernel, not the fastest one on tiny layers
+    # (tests/test_int8.py covers the choice itself)
+    monkeypatch.setenv("LMCLASSIFY_INT8_KERNEL", os.environ.get("LMCLASSIFY_INT8_KERNEL", "int_mm"))
     if "LMCLASSIFY_CACHE" not in os.environ:
         monkeypatch.setenv("LMCLASSIFY_CACHE", str(tmp_path_factory.getbasetemp() / "lmc-cache"))
 

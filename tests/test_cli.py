@@ -165,9 +165,12 @@ def test_evaluate_fp32_and_int8_on_gpt2_conv1d_blocks(trained, tmp_path):
     assert q["n"] == 160 and abs(q["accuracy"] - full["accuracy"]) <= 0.05
 
 
+@pytest.mark.parametrize("kernel", ["int_mm", "fbgemm"])
 @pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_bert_dir", "tiny_gpt2_dir"])
-def test_int8_replaces_every_layer_but_the_head(request, fixture, tmp_path):
+def test_int8_replaces_every_layer_but_the_head(request, fixture, kernel, tmp_path, monkeypatch):
     import torch
+
+    monkeypatch.setenv("LMCLASSIFY_INT8_KERNEL", kernel)
 
     from lmclassify import LmClassifyError, TextClassifier
     from lmclassify.models.int8 import Int8Linear
@@ -183,6 +186,7 @@ def test_int8_replaces_every_layer_but_the_head(request, fixture, tmp_path):
     assert left == []
     int8 = {n: m for n, m in clf.module_.named_modules() if isinstance(m, Int8Linear)}
     assert int8 and type(clf.module_.head) is torch.nn.Linear  # the head stays exact
+    assert {m.kernel for m in int8.values()} == {kernel} and clf.int8_kernel_.kernel == kernel
     # only the MLP output projections (inner width -> hidden) keep exact outlier rows
     exact = sorted(n for n, m in int8.items() if m.weight_fp32 is not None)
     suffix = {"tiny_llama_dir": "mlp.down_proj", "tiny_bert_dir": "output.dense", "tiny_gpt2_dir": "mlp.c_proj"}
@@ -194,6 +198,20 @@ def test_int8_replaces_every_layer_but_the_head(request, fixture, tmp_path):
     with pytest.raises(LmClassifyError, match="inference only"):
         clf.save(tmp_path / "q")
     assert not (tmp_path / "q").exists()
+
+
+def test_int8_stays_fp32_with_one_line_when_no_kernel_wins(tiny_bert_dir, monkeypatch):
+    from lmclassify import TextClassifier
+
+    clf = TextClassifier(str(tiny_bert_dir), epochs=1, batch_size=8, progress=False, device="cpu")
+    texts, labels = ["good film", "bad film"] * 4, ["pos", "neg"] * 4
+    clf.fit(texts, labels)
+    before = clf.predict_proba(texts)
+    monkeypatch.setenv("LMCLASSIFY_INT8_KERNEL", "fp32")
+    with pytest.warns(UserWarning, match="int8: keeping fp32") as caught:
+        clf.quantize("int8")
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    assert not clf._is_int8() and (clf.predict_proba(texts) == before).all()
 
 
 def test_zero_shot_scores_next_token_probabilities(tiny_llama_dir):

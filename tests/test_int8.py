@@ -3,21 +3,40 @@ import pytest
 import torch
 from torch import nn
 
-from lmclassify.models.int8 import OUTLIER_RATIO, Int8Linear, quantize_int8
+from lmclassify.errors import LmClassifyError
+from lmclassify.models import int8_kernels
+from lmclassify.models.int8 import OUTLIER_RATIO, Int8Linear, layer_shapes, linear_targets, quantize_int8
+from lmclassify.models.int8_kernels import BY_NAME, choose_kernel
+
+KERNELS = [k for k, cls in BY_NAME.items() if cls.available()]
 
 
 def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((a - b).abs().max() / b.abs().max()).detach())
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("bias", [True, False])
-def test_int8_linear_tracks_fp32(bias):
+def test_int8_linear_tracks_fp32(bias, kernel):
     torch.manual_seed(0)
     lin = nn.Linear(96, 40, bias=bias)
     x = torch.randn(3, 7, 96)
-    q = Int8Linear.from_module(lin)
+    q = Int8Linear.from_module(lin, kernel=kernel)
     assert q(x).shape == (3, 7, 40)
     assert _rel_err(q(x), lin(x)) < 0.03
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_every_kernel_scales_per_token(kernel):
+    """A row 1,000x larger than the others must not cost the others their precision:
+    FBGEMM scales a batch by one number, so its rows are divided by their abs-max first."""
+    torch.manual_seed(0)
+    lin = nn.Linear(64, 32)
+    x = torch.randn(40, 64)
+    x[0] *= 1000.0
+    q = Int8Linear.from_module(lin, kernel=kernel)
+    assert _rel_err(q(x)[1:], lin(x)[1:]) < 0.03
+    assert _rel_err(q(x)[:1], lin(x)[:1]) < 0.03
 
 
 def test_conv1d_weight_is_read_transposed():
@@ -29,13 +48,15 @@ def test_conv1d_weight_is_read_transposed():
     assert _rel_err(Int8Linear.from_module(conv)(x), conv(x)) < 0.03
 
 
-def test_massive_activation_rows_are_exact_and_do_not_hurt_the_others():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_massive_activation_rows_are_exact_and_do_not_hurt_the_others(kernel):
     torch.manual_seed(0)
     lin = nn.Linear(64, 32)
     x = torch.randn(40, 64)
     x[0, 5] = 3000.0  # one token with a massive activation, as in deep decoders
     ref = lin(x)
-    plain, exact = Int8Linear.from_module(lin), Int8Linear.from_module(lin, exact_outliers=True)
+    plain = Int8Linear.from_module(lin, kernel=kernel)
+    exact = Int8Linear.from_module(lin, exact_outliers=True, kernel=kernel)
     # per-token scales: the other rows stay accurate either way
     assert _rel_err(plain(x)[1:], ref[1:]) < 0.03
     assert _rel_err(exact(x)[1:], ref[1:]) < 0.03
@@ -54,3 +75,76 @@ def test_quantize_int8_skips_kept_modules_and_counts():
     assert [type(m).__name__ for m in model] == ["Int8Linear", "ReLU", "Int8Linear", "Linear"]
     assert model[2].weight_fp32 is not None and model[0].weight_fp32 is None  # 32 -> 8 is the MLP output
     assert quantize_int8(nn.Sequential(nn.ReLU())) == 0
+
+
+def test_layer_shapes_count_what_the_timing_check_runs():
+    model = nn.Sequential(nn.Linear(8, 32), nn.Linear(32, 8), nn.Linear(8, 32), nn.Linear(8, 2))
+    assert layer_shapes(linear_targets(model, keep={id(model[3])})) == {(8, 32): 2, (32, 8): 1}
+
+
+def test_env_forces_a_kernel_or_fp32(monkeypatch):
+    shapes = {(16, 16): 1}
+    for name in KERNELS:
+        monkeypatch.setenv(int8_kernels.ENV, name)
+        assert choose_kernel(shapes).kernel == name
+    monkeypatch.setenv(int8_kernels.ENV, "fp32")
+    assert choose_kernel(shapes).kernel is None
+    monkeypatch.setenv(int8_kernels.ENV, "avx9000")
+    with pytest.raises(LmClassifyError, match="LMCLASSIFY_INT8_KERNEL"):
+        choose_kernel(shapes)
+
+
+def _fake_timings(monkeypatch, ms: dict) -> list:
+    calls = []
+
+    def fake(shapes, rows=int8_kernels.TIMING_ROWS):
+        calls.append(shapes)
+        return dict(ms)
+
+    monkeypatch.setattr(int8_kernels, "time_kernels", fake)
+    return calls
+
+
+def test_fastest_kernel_is_chosen_timed_once_then_cached(monkeypatch):
+    monkeypatch.delenv(int8_kernels.ENV, raising=False)
+    monkeypatch.setattr(int8_kernels, "_machine_is_busy", lambda: False)
+    slow_int_mm = {"fp32": 3.4, "int_mm": 139.0, "fbgemm": 1.6}  # the AVX2-only EPYC of issue 14
+    calls = _fake_timings(monkeypatch, slow_int_mm)
+    first = choose_kernel({(576, 1536): 3})
+    assert (first.kernel, first.source) == ("fbgemm", "timed")
+    again = choose_kernel({(576, 1536): 3})
+    assert (again.kernel, again.source) == ("fbgemm", "cache") and len(calls) == 1
+    assert "fbgemm" in again.describe() and "139.00 ms" in again.describe()
+    # other shapes are another entry: timed again
+    assert choose_kernel({(384, 1536): 1}).source == "timed" and len(calls) == 2
+
+
+def test_a_busy_machine_goes_by_cpu_flags_and_caches_nothing(monkeypatch):
+    monkeypatch.delenv(int8_kernels.ENV, raising=False)
+    monkeypatch.setattr(int8_kernels, "_machine_is_busy", lambda: True)
+    calls = _fake_timings(monkeypatch, {"fp32": 9.0, "int_mm": 44.0, "fbgemm": 23.0})  # what neighbours do to it
+    busy = choose_kernel({(576, 1536): 1})
+    assert busy.kernel == int8_kernels.preferred_kernel(int8_kernels.machine_info()["flags"]) and not calls
+    assert "busy" in busy.source
+    monkeypatch.setattr(int8_kernels, "_machine_is_busy", lambda: False)
+    assert choose_kernel({(576, 1536): 1}).source == "timed" and len(calls) == 1
+
+
+@pytest.mark.parametrize("flags,expected", [(["avx2", "avx512f", "avx512_vnni"], "int_mm"),
+                                            (["avx2", "amx_int8"], "int_mm"), (["avx2"], "fbgemm")])
+def test_cpu_flags_pick_the_kernel_with_a_fast_path(flags, expected):
+    if expected not in KERNELS:
+        pytest.skip(f"{expected} not available in this torch build")
+    assert int8_kernels.preferred_kernel(flags) == expected
+
+
+def test_fp32_stays_when_no_integer_kernel_wins(monkeypatch):
+    monkeypatch.delenv(int8_kernels.ENV, raising=False)
+    monkeypatch.setattr(int8_kernels, "_machine_is_busy", lambda: False)
+    _fake_timings(monkeypatch, {"fp32": 1.0, "int_mm": 0.95, "fbgemm": 2.0})  # < MIN_GAIN faster
+    assert choose_kernel({(32, 32): 1}).kernel is None
+
+
+def test_real_timing_check_returns_every_available_kernel():
+    ms = int8_kernels.time_kernels({(64, 128): 2}, rows=32)
+    assert set(ms) == {"fp32", *KERNELS} and all(v > 0 for v in ms.values())

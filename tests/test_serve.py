@@ -453,7 +453,8 @@ def test_not_a_model_directory_is_one_line(tmp_path, capsys):
 def test_int8_model(model_dirs):
     est = lmclassify.load(model_dirs["single"], device="cpu", quantize="int8")
     with serving({"single": est}, quantize="int8") as url:
-        assert httpx.get(url + "/v1/models").json()["models"][0]["quantize"] == "int8"
+        info = httpx.get(url + "/v1/models").json()["models"][0]
+        assert info["quantize"] == "int8" and info["int8_kernel"] == "int_mm"  # the tests' forced kernel
         r = httpx.post(url + "/v1/predict", json={"inputs": ASK["single"]})
     assert r.status_code == 200
     same_records(r.json()["predictions"], est.predict_records(ASK["single"]))

@@ -5,6 +5,7 @@ User errors (LmClassifyError) become one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
@@ -22,11 +23,11 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import evaluate, predict, serve, train, zero_shot
+    from . import embed, evaluate, generate, predict, pretrain, serve, train, zero_shot
 
     parser = OneLineParser(prog="lmclassify", description="Turn pretrained language models into text classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for mod in (train, evaluate, predict, zero_shot, serve):
+    for mod in (train, evaluate, predict, zero_shot, serve, embed, generate, pretrain):
         mod.add_parser(sub)  # token tasks run through the same commands (*-tokens are aliases)
     return parser
 
@@ -43,17 +44,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_transformers()
     warnings.formatwarning = lambda msg, *_, **__: f"lmclassify: warning: {msg}\n"  # one line, no source echo
+    # Under torchrun every rank runs this; only rank 0 speaks, the others compute the same
+    # (a crash, a traceback, still shows; training/distributed.py).
+    quiet = int(os.environ.get("RANK", "0")) > 0
+    if quiet:
+        sys.stdout = open(os.devnull, "w")
+        warnings.simplefilter("ignore")
     try:
-        args = build_parser().parse_args(argv)
+        with contextlib.redirect_stderr(sys.stdout) if quiet else contextlib.nullcontext():
+            args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, or a usage error already printed in one line
         return int(e.code or 0)
     try:
         return int(args.func(args) or 0)
     except LmClassifyError as e:
-        print(f"lmclassify: {'error: ' if e.exit_code == 2 else ''}{e}", file=sys.stderr)
+        if not quiet:
+            print(f"lmclassify: {'error: ' if e.exit_code == 2 else ''}{e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("lmclassify: interrupted", file=sys.stderr)
+        if not quiet:
+            print("lmclassify: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `lmclassify predict ... | head`
         return 0

@@ -31,7 +31,8 @@ def run(a: argparse.Namespace) -> int:
     check_output(a.output, a.overwrite)
     m = evaluate(a.model_dir, a.data, text_column=a.text_column, label_column=a.label_column,
                  text_pair_column=a.text_pair_column, batch_size=a.batch_size, device=a.device, quantize=a.quantize)
-    cut = f", {m['truncated']} truncated" if m.get("truncated") else ""
+    cut = f", {m['truncated']} truncated" if m.get("truncated") else \
+        f", {m['over_max_length']} read in windows" if m.get("over_max_length") else ""
     print(f"{headline(m)}  (n={m['n']}{cut})")
     if a.output:
         write_atomic(a.output, json.dumps(m, indent=2) + "\n")

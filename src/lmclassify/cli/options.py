@@ -38,23 +38,29 @@ def flag_of(f: dataclasses.Field) -> str:
 def add_config_options(p: argparse.ArgumentParser) -> None:
     """One flag per field of every config section, in a group per section."""
     for section, cls in RunConfig.SECTIONS.items():
-        g = p.add_argument_group(section)
-        for f in dataclasses.fields(cls):
-            if not f.metadata.get("cli", True):
-                continue
-            kw: dict = {"dest": f"{section}.{f.name}", "default": argparse.SUPPRESS, "help": f.metadata.get("help")}
-            if isinstance(f.default, bool):
-                if f.default:
-                    g.add_argument("--no-" + f.name.replace("_", "-"), action="store_false", **kw)
-                else:
-                    g.add_argument(flag_of(f), action="store_true", **kw)
-                continue
-            if f.metadata.get("choices"):
-                kw["choices"] = f.metadata["choices"]
+        add_field_options(p.add_argument_group(section), section, cls)
+
+
+def add_field_options(g, section: str, cls: type, names: Optional[tuple] = None) -> None:
+    """Flags for the fields of one config dataclass (only ``names``, where given), each
+    landing in ``a.<section>.<field>`` when typed: how a command that needs a few options
+    (``embed``, ``generate``) takes them from their one declaration in ``config.py``."""
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True) or (names is not None and f.name not in names):
+            continue
+        kw: dict = {"dest": f"{section}.{f.name}", "default": argparse.SUPPRESS, "help": f.metadata.get("help")}
+        if isinstance(f.default, bool):
+            if f.default:
+                g.add_argument("--no-" + f.name.replace("_", "-"), action="store_false", **kw)
             else:
-                kw["metavar"] = f.name.upper()
-            kw["type"] = _typed(f.metadata.get("type") or str)
-            g.add_argument(flag_of(f), *f.metadata.get("aliases", ()), **kw)
+                g.add_argument(flag_of(f), action="store_true", **kw)
+            continue
+        if f.metadata.get("choices"):
+            kw["choices"] = f.metadata["choices"]
+        else:
+            kw["metavar"] = f.name.upper()
+        kw["type"] = _typed(f.metadata.get("type") or str)
+        g.add_argument(flag_of(f), *f.metadata.get("aliases", ()), **kw)
 
 
 def given_options(a: argparse.Namespace) -> dict[str, dict]:
@@ -65,6 +71,11 @@ def given_options(a: argparse.Namespace) -> dict[str, dict]:
         if name and section in given:
             given[section][name] = value
     return given
+
+
+def section_values(a: argparse.Namespace, section: str) -> dict:
+    """{field: value} typed for one section of ``add_field_options``."""
+    return {k.partition(".")[2]: v for k, v in vars(a).items() if k.startswith(section + ".")}
 
 
 def config_from_args(a: argparse.Namespace) -> RunConfig:

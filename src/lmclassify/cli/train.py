@@ -51,7 +51,8 @@ def run(a: argparse.Namespace) -> int:
     print(f"\nmodel, report and plots written to {result['output']}/")
     for split in ("train", "validation", "test"):
         if split in m:
-            cut = m[split].get("truncated")
-            print(f"  {split:<10} {headline(m[split])}  (n={m[split]['n']}{f', {cut} truncated' if cut else ''})")
+            cut, over = m[split].get("truncated"), m[split].get("over_max_length")
+            long = f", {cut} truncated" if cut else f", {over} read in windows" if over else ""
+            print(f"  {split:<10} {headline(m[split])}  (n={m[split]['n']}{long})")
     print(f"  training took {m['train_seconds']:.1f} s; report: {result['output']}/report.md")
     return 0

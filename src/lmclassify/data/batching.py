@@ -11,6 +11,10 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 import torch
 
+from ..errors import LmClassifyError
+from .windows import (Windows, default_overlap, head_tail, most_central, spans, split_specials, window_budget,
+                      word_spans)
+
 
 @dataclass
 class Encoded:
@@ -20,7 +24,9 @@ class Encoded:
     ``labels`` hold what the task's loss wants per example (a class id, a multi-hot row,
     a float). Siamese pairs keep the second text apart: ``pair_ids``/``pair_features``.
     ``truncated`` counts the examples that ``max_length`` cut (a pair once, whichever
-    side was cut)."""
+    side was cut); ``over_length`` those longer than ``max_length``, cut or read in windows.
+    ``windows`` (long texts read in several rows, ``data/windows.py``): rows are windows,
+    while ``labels``, ``word_ids`` and ``n_words`` stay per document."""
 
     input_ids: list[list[int]]
     labels: Optional[list] = None
@@ -30,6 +36,12 @@ class Encoded:
     word_ids: Optional[list[list[Optional[int]]]] = None  # token tasks: each piece's word (None: special)
     n_words: Optional[list[int]] = None  # token tasks: words per sentence, with or without a piece
     truncated: int = 0  # examples cut by max_length
+    over_length: Optional[int] = None  # examples longer than max_length (None: as truncated)
+    windows: Optional[Windows] = None  # several rows per document: which document each row reads
+
+    def __post_init__(self):
+        if self.over_length is None:
+            self.over_length = self.truncated
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -81,14 +93,23 @@ def _tokenize_counting(tokenizer, texts: Sequence[str], pairs: Optional[Sequence
 
 def encode(tokenizer, texts: Sequence[str], labels: Optional[Sequence], max_length: Optional[int],
            pairs: Optional[Sequence[str]] = None, pair_mode: str = "joint",
-           pair_template: Optional[str] = None) -> Encoded:
+           pair_template: Optional[str] = None, long_text: str = "truncate", stride: Optional[int] = None,
+           aggregate: str = "mean") -> Encoded:
     """Tokenise without padding (padding happens per batch). Empty texts keep one token
-    so that every example has a position to read.
+    so that every example has a position to read. Texts past ``max_length``: ``long_text``
+    (truncate, head-tail or chunk; ``data/windows.py``).
 
     Text pairs: ``joint`` encodes both as one sequence, with the tokenizer's own pair
     format (BERT: [CLS] a [SEP] b [SEP]) or, where a tokenizer has none (decoders), joined
     by ``pair_template`` ("{a}...{b}"); ``siamese`` encodes each text alone."""
     labels = None if labels is None else list(labels)
+    if long_text != "truncate" and max_length is not None:
+        if pairs is not None and (pair_mode == "siamese" or pair_template is None):
+            raise LmClassifyError(f"--long-text {long_text} reads single texts (and decoders' joined pairs); "
+                                  f"these text pairs take --long-text truncate")
+        if pairs is not None:  # a decoder's joint pair is one text
+            texts = [pair_template.format(a=a, b=b) for a, b in zip(texts, pairs)]
+        return _encode_long(tokenizer, texts, labels, max_length, long_text, stride, aggregate)
     if pairs is None:
         ids, cut = _tokenize_counting(tokenizer, texts, None, max_length)
         return Encoded(ids, labels, truncated=int(cut.sum()))
@@ -102,6 +123,37 @@ def encode(tokenizer, texts: Sequence[str], labels: Optional[Sequence], max_leng
         return Encoded(ids, labels, truncated=int(cut.sum()))
     ids, cut = _tokenize_counting(tokenizer, texts, pairs, max_length)
     return Encoded(ids, labels, truncated=int(cut.sum()))
+
+
+def _encode_long(tokenizer, texts: Sequence[str], labels: Optional[list], max_length: int, long_text: str,
+                 stride: Optional[int], aggregate: str) -> Encoded:
+    """head-tail: one row per text, its middle dropped; chunk: a text past ``max_length``
+    becomes several overlapping windows, each framed by the text's special tokens."""
+    full = tokenizer(list(texts), truncation=False, add_special_tokens=True, return_special_tokens_mask=True,
+                     verbose=False)
+    fallback = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
+    rows: list[list[int]] = []
+    doc: list[int] = []
+    over = 0
+    for d, (ids, special) in enumerate(zip(full["input_ids"], full["special_tokens_mask"])):
+        if len(ids) <= max_length:
+            rows.append(ids if ids else [fallback])
+            doc.append(d)
+            continue
+        over += 1
+        pre, content, post = split_specials(ids, special)
+        budget = window_budget(max_length, len(pre) + len(post))
+        if long_text == "head-tail":
+            rows.append(pre + head_tail(content, budget) + post)
+            doc.append(d)
+            continue
+        for s, e in spans(len(content), budget, default_overlap(max_length, stride)):
+            rows.append(pre + content[s:e] + post)
+            doc.append(d)
+    if len(rows) == len(texts):  # one row per text: nothing to merge
+        return Encoded(rows, labels, truncated=over if long_text == "head-tail" else 0, over_length=over)
+    win = Windows(doc, len(texts), aggregate, None if labels is None else [labels[d] for d in doc])
+    return Encoded(rows, labels, over_length=over, windows=win)
 
 
 IGNORE = -100  # a piece without a label of its own (not a word's first piece, special, padding)
@@ -121,13 +173,20 @@ def align_labels(word_ids: Sequence[Optional[int]], word_labels: Sequence[int]) 
 
 
 def encode_words(tokenizer, words: Sequence[Sequence[str]], tag_ids: Optional[Sequence[Sequence[int]]],
-                 max_length: Optional[int]) -> Encoded:
+                 max_length: Optional[int], windows: bool = False, stride: Optional[int] = None) -> Encoded:
     """Tokenise pre-split sentences; labels sit on each word's first piece, padded with
     -100 to one length so the loop's collate stacks them.
 
     Without ``tag_ids`` (prediction) first pieces are marked with 0, so decoding finds
     the words the same way in both cases. Words past ``max_length`` pieces, or that the
-    tokenizer drops entirely (a lone zero-width space), get no piece and are tagged O."""
+    tokenizer drops entirely (a lone zero-width space), get no piece and are tagged O.
+    With ``windows``, no word is dropped: a sentence past ``max_length`` is read in
+    overlapping windows of whole words (``_encode_word_windows``)."""
+    if windows and max_length is not None:
+        full = tokenizer([list(w) for w in words], is_split_into_words=True, truncation=False,
+                         add_special_tokens=True, verbose=False)
+        if any(len(x) > max_length for x in full["input_ids"]):
+            return _encode_word_windows(full, words, tag_ids, max_length, stride)
     be = tokenizer([list(w) for w in words], is_split_into_words=True, truncation=max_length is not None,
                    max_length=max_length, add_special_tokens=True)
     word_ids = [be.word_ids(i) for i in range(len(words))]
@@ -139,6 +198,51 @@ def encode_words(tokenizer, words: Sequence[Sequence[str]], tag_ids: Optional[Se
                     for wid, ws in zip(word_ids, words)) if max_length else 0
     return Encoded(list(be["input_ids"]), labels, word_ids=word_ids, n_words=[len(w) for w in words],
                    truncated=truncated)
+
+
+def _encode_word_windows(full, words: Sequence[Sequence[str]], tag_ids: Optional[Sequence[Sequence[int]]],
+                         max_length: int, stride: Optional[int]) -> Encoded:
+    """Rows are windows (per-piece labels in ``windows.row_labels``, for training); the
+    document side holds, per sentence, the words that have a piece (``word_ids``) and
+    their tags (``labels``), which the merged outputs line up with one position per word."""
+    rows: list[list[int]] = []
+    row_words: list[list[Optional[int]]] = []
+    doc: list[int] = []
+    picks, doc_words = [], []
+    over = 0
+    for d in range(len(words)):
+        ids, wid = list(full["input_ids"][d]), full.word_ids(d)
+        pre, content, post = split_specials(ids, [w is None for w in wid])
+        cw = wid[len(pre):len(pre) + len(content)]
+        if len(ids) > max_length:
+            over += 1
+            budget = window_budget(max_length, len(pre) + len(post))
+            row_spans = word_spans(cw, budget, default_overlap(max_length, stride))
+        else:
+            row_spans = [(0, len(content))]
+        first: dict[int, int] = {}
+        for j, w in enumerate(cw):
+            if w is not None:
+                first.setdefault(w, j)
+        placed = []
+        for s, e in row_spans:
+            placed.append((len(rows), s, e, len(pre)))
+            rows.append(pre + content[s:e] + post)
+            row_words.append([None] * len(pre) + cw[s:e] + [None] * len(post))
+            doc.append(d)
+        picks.append(most_central(first, placed))
+        doc_words.append(sorted(first))
+
+    def tags(d: int) -> Sequence[int]:
+        return tag_ids[d] if tag_ids is not None else [0] * len(words[d])
+
+    row_labels = [align_labels(wid, tags(doc[r])) for r, wid in enumerate(row_words)]
+    labels = [[int(tags(d)[w]) for w in ws] for d, ws in enumerate(doc_words)]
+    for padded in (row_labels, labels):
+        L = max((len(x) for x in padded), default=0)
+        padded[:] = [x + [IGNORE] * (L - len(x)) for x in padded]
+    return Encoded(rows, labels, word_ids=doc_words, n_words=[len(w) for w in words], over_length=over,
+                   windows=Windows(doc, len(words), "mean", row_labels, picks))
 
 
 def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
@@ -191,8 +295,9 @@ def collate(enc: Encoded, idx: Sequence[int], pad_id: int, use_features: bool) -
     batch = _pad(enc.input_ids, enc.features, idx, pad_id, use_features)
     if enc.pair_ids is not None:
         batch.update(_pad(enc.pair_ids, enc.pair_features, idx, pad_id, use_features, suffix="_b"))
-    if enc.labels is not None:
-        batch["labels"] = torch.tensor([enc.labels[i] for i in idx])
+    labels = enc.labels if enc.windows is None else enc.windows.row_labels  # a window: its own labels
+    if labels is not None:
+        batch["labels"] = torch.tensor([labels[i] for i in idx])
     return batch
 
 

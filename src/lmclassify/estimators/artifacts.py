@@ -12,6 +12,7 @@ transformers' own head; everything transformers would misread is sealed.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +23,7 @@ from transformers import AutoModelForSequenceClassification, AutoModelForTokenCl
 
 from ..config import RunConfig, check_options
 from ..errors import LmClassifyError, first_line
+from ..models.adapters import ADAPTER_DIR, has_adapters, merged_state_dict, save_adapter
 from ..models.heads import make_head
 from ..models.hf_layout import fold_linear_head, seal, unsealed_config
 from ..models.load import add_head_bias, load_tokenizer
@@ -73,13 +75,33 @@ def _fold(est) -> bool:
     return fold_linear_head(module.hf, module.head.weight.detach().cpu(), module.head.bias.detach().cpu())
 
 
+def _save_lora(directory: Path, est) -> Optional[str]:
+    """Write the transformers weights: LoRA adapters merged into them (a plain directory),
+    and with ``--save-adapter`` the peft adapter too; returns its folder's name, if any."""
+    module, mc = est.module_, est.model_config_
+    if not has_adapters(module):
+        if mc.save_adapter:
+            warnings.warn("--save-adapter: this model's adapters were merged when it was saved; only the merged "
+                          "model is written", stacklevel=4)
+        module.hf.save_pretrained(directory, safe_serialization=True)
+        return None
+    module.hf.save_pretrained(directory, safe_serialization=True, state_dict=merged_state_dict(module.hf))
+    if not mc.save_adapter:
+        return None
+    # a folded encoder head lives in transformers' classifier and pooler: the adapter carries both
+    folded = [getattr(module.hf, "classifier", None), getattr(module.backbone.base, "pooler", None)]
+    save_adapter(module, directory / ADAPTER_DIR,
+                 extra_modules=tuple(m for m in folded if isinstance(m, torch.nn.Module)) if est.folded_ else ())
+    return ADAPTER_DIR
+
+
 def save_model_dir(directory: Path, est, config: Optional[RunConfig] = None, **extra_meta) -> Path:
     """Write ``est`` into ``directory``; ``config`` (the job's full run config) is saved as
     ``training_config.json``, else one built from the estimator's own sections."""
     module, tok, mc, task = est.module_, est.tokenizer_, est.model_config_, est.task_
     directory.mkdir(parents=True, exist_ok=True)
     est.folded_ = _fold(est)
-    module.hf.save_pretrained(directory, safe_serialization=True)
+    extra_meta["adapter"] = _save_lora(directory, est)
     if mc.max_length:
         tok.model_max_length = mc.max_length  # pipeline(truncation=True) then matches
     tok.save_pretrained(directory)
@@ -96,6 +118,13 @@ def save_model_dir(directory: Path, est, config: Optional[RunConfig] = None, **e
     if est.pairs_ and est.pair_template_ and not gaps:
         notes.append(f"text pairs are joined into one text as {est.pair_template_!r}; give transformers "
                      "the joined text")
+    if getattr(mc, "long_text", "truncate") != "truncate" and not gaps:  # data/windows.py
+        notes.append(f"texts past max_length {mc.max_length} are read {mc.long_text} by lmclassify; plain "
+                     "transformers truncates them, so their labels can differ")
+    if extra_meta.get("adapter"):
+        notes.append(f"{extra_meta['adapter']}/ is the peft LoRA adapter (trained head and norm in "
+                     f"modules_to_save): PeftModel.from_pretrained(<{mc.name} classifier>, DIR/{extra_meta['adapter']})"
+                     + ("; the model's own head/pooling above is not in it" if gaps else ""))
     meta = {
         "format": FORMAT,
         "task": task.name,

@@ -24,11 +24,14 @@ from sklearn.base import BaseEstimator
 from ..config import DataConfig, ModelConfig, TrainConfig, check_options, fill_defaults
 from ..data.batching import Encoded
 from ..errors import LmClassifyError
+from ..models.adapters import lora_settings, merge_adapters
 from ..models.load import build_network, model_family
 from ..models.resolve import DEFAULT_DECODER
 from ..tasks import TOKEN, Task
+from ..training import distributed
 from ..training.device import pick_device
 from ..training.feature_cache import build_features
+from ..training.logistic_head import fit_logistic_head, method_defaults, uses_logistic_head
 from ..training.loop import FitResult, fit, predict_logits
 
 
@@ -146,9 +149,10 @@ class LMEstimator(BaseEstimator):
         mc, tc, task = self._resolve(X, y)
         torch.manual_seed(tc.seed)
         np.random.seed(tc.seed)
-        self.device_ = pick_device(tc.device)
+        self.device_ = distributed.device_for_rank(pick_device(tc.device))
+        distributed.init(self.device_)  # under torchrun: join the other processes (no-op otherwise)
         self._build(mc, tc, task, y)
-        if self.progress:
+        if self.progress and distributed.is_main():
             trainable, total = self.parameter_counts_["trainable"], self.parameter_counts_["total"]
             print(f"task: {self._describe()}; model {mc.name} ({self.family_}); trainable parameters: "
                   f"{trainable:,} / {total:,} ({100 * trainable / total:.2f} %)")
@@ -164,10 +168,13 @@ class LMEstimator(BaseEstimator):
         if self.feature_cache_:
             for name, enc in self._encoded.items():
                 build_features(self.module_, enc, self.pad_id, self.device_, desc=f"cache {name}",
-                               spill_dir=feature_dir)
+                               spill_dir=feature_dir,  # int8 only where it cannot touch the metrics
+                               precision=tc.feature_precision if name == "train" else "fp32")
         val = self._encoded.get("validation")
-        self.fit_result_: FitResult = fit(self.module_, task, self._encoded["train"], val, tc, self.pad_id,
-                                          self.device_, log=log, **loop)
+        # --head logistic (and --method setfit): scikit-learn fits the head (training/logistic_head.py)
+        fit_head = fit_logistic_head if uses_logistic_head(mc) else fit
+        self.fit_result_: FitResult = fit_head(self.module_, task, self._encoded["train"], val, tc, self.pad_id,
+                                               self.device_, log=log, **loop)
         # Decision rules tuned on validation (multi-label thresholds); None for most tasks.
         self.calibration_ = None if val is None else task.calibrate(self._outputs(val), val.labels)
         self.train_seconds_ = time.perf_counter() - t0
@@ -186,7 +193,8 @@ class LMEstimator(BaseEstimator):
                                   f"{'TokenClassifier' if task.network == TOKEN else 'TextClassifier'}, "
                                   f"not {type(self).__name__}")
         mc.name = mc.name or self.DEFAULT_MODEL
-        self.defaulted_ = fill_defaults(mc, tc, task.network, model_family(mc.name))
+        family = model_family(mc.name)
+        self.defaulted_ = method_defaults(mc, tc, task.kind, family) + fill_defaults(mc, tc, task.network, family)
         tc.monitor = tc.monitor or task.default_monitor()
         task.check_monitor(tc.monitor)
         self._prepare(X)
@@ -196,7 +204,7 @@ class LMEstimator(BaseEstimator):
         """A fresh network for the task; what building it resolves goes back into ``mc``."""
         built = build_network(task.network, mc.name, task.id2label(), train_layers=mc.train_layers,
                               problem_type=task.name if task.network != TOKEN else None, seed=tc.seed,
-                              **self._network_options(mc))
+                              lora=lora_settings(mc), **self._network_options(mc))
         self.module_, self.tokenizer_, self.input_template_ = built.network, built.tokenizer, built.input_template
         self.family_ = built.family
         if built.position_limit and mc.max_length > built.position_limit:
@@ -248,6 +256,7 @@ class LMEstimator(BaseEstimator):
         m = self.task_.metrics(self._outputs(enc), enc.labels)
         m.update(self._evaluation_extras(enc))
         m["truncated"] = enc.truncated
+        m["over_max_length"] = enc.over_length  # cut, or read in windows (--long-text)
         return m
 
     def score(self, X: Sequence, y: Sequence) -> float:
@@ -279,23 +288,31 @@ class LMEstimator(BaseEstimator):
 
     def quantize(self, kind: str = "int8") -> "LMEstimator":
         """int8 weights and per-token int8 activations in every Linear/Conv1D but the head
-        (CPU inference; ``models/int8.py`` says why not torch's dynamic quantization).
-        SmolLM2 on SMS spam: same labels as fp32 on 300/300 test texts (bench/speed.py)."""
-        from ..models.int8 import quantize_int8
+        (CPU inference; ``models/int8.py`` says why not torch's dynamic quantization), on
+        the integer kernel this CPU runs fastest (``models/int8_kernels.py``). Where none
+        beats fp32 the model stays fp32 and a one-line warning says so; ``int8_kernel_``
+        records the choice. SmolLM2 on SMS spam: same labels as fp32 on 300/300 test texts."""
+        from ..models.int8 import layer_shapes, linear_targets, quantize_int8
+        from ..models.int8_kernels import choose_kernel
 
         self._check_fitted()
         if kind != "int8":
             raise LmClassifyError(f"unknown quantization {kind!r}; only 'int8' is supported")
         if self.device_.type != "cpu":
             raise LmClassifyError("int8 quantization runs on the CPU only; use --device cpu")
-        if not hasattr(torch, "_int_mm"):
-            raise LmClassifyError(f"int8 needs torch._int_mm, which torch {torch.__version__} lacks")
         if self._is_int8():
             return self
+        merge_adapters(self.module_)  # LoRA: int8 of the merged weights, one matmul per layer
         keep = {id(m) for m in self.module_.head.modules()}
-        if not quantize_int8(self.module_, keep=keep):
+        targets = linear_targets(self.module_, keep)
+        if not targets:
             raise LmClassifyError(f"int8: this {self.module_.hf.config.model_type} model has no linear layers "
                                   f"to quantize")
+        self.int8_kernel_ = choose_kernel(layer_shapes(targets))
+        if self.int8_kernel_.kernel is None:
+            warnings.warn(f"int8: keeping fp32, {self.int8_kernel_.describe()}", stacklevel=2)
+            return self
+        quantize_int8(self.module_, keep=keep, kernel=self.int8_kernel_.kernel)
         return self
 
     def _is_int8(self) -> bool:

@@ -88,7 +88,8 @@ class TextClassifier(LMEstimator):
         ids = None if y is None else self.task_.encode_labels(y)
         mc = self.model_config_
         return encode(self.tokenizer_, firsts, ids, mc.max_length, pairs=pairs, pair_mode=mc.pair_mode,
-                      pair_template=self.pair_template_)
+                      pair_template=self.pair_template_, long_text=mc.long_text, stride=mc.stride,
+                      aggregate=mc.chunk_aggregate)
 
     # ---- predictions ---------------------------------------------------------------
     def predict_proba(self, X: Sequence) -> np.ndarray:

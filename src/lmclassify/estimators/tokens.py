@@ -53,7 +53,9 @@ class TokenClassifier(LMEstimator):
                 if len(w) != len(t):
                     raise LmClassifyError(f"sentence {i + 1} has {len(w)} words but {len(t)} tags")
             ids = self.task_.encode_labels(y)
-        return encode_words(self.tokenizer_, words, ids, self.model_config_.max_length)
+        # windows: a sentence past max_length is tagged in overlapping windows, no word dropped
+        return encode_words(self.tokenizer_, words, ids, self.model_config_.max_length, windows=True,
+                            stride=self.model_config_.stride)
 
     def _evaluation_extras(self, enc: Encoded) -> dict:
         """Words cut off by max_length count as tagged O in the scores; say how many."""

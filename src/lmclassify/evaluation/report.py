@@ -60,7 +60,8 @@ def render_report(metrics: dict, config: dict, *, title: str, notes: Sequence[st
     lines = [f"# {title}", ""]
     splits = [s for s in SPLITS if isinstance(metrics.get(s), dict)]
     if splits:
-        cut = ("truncated",) if any("truncated" in metrics[s] for s in splits) else ()  # by max_length
+        # by max_length: texts cut, and texts longer (cut, or read in windows: --long-text)
+        cut = tuple(c for c in ("truncated", "over_max_length") if any(c in metrics[s] for s in splits))
         rows = [[s, metrics[s].get("n", _DASH)] + [_f(metrics[s].get(c)) for c in columns]
                 + [metrics[s].get(c, _DASH) for c in cut] for s in splits]
         lines += ["## Summary", ""] + _table(("split", "n") + tuple(columns) + cut, rows)

@@ -59,9 +59,10 @@ def config_differences(saved: RunConfig, given: RunConfig) -> list[str]:
 class RunDir:
     """The ``.partial`` folder of one output, from the checks before a run to the rename."""
 
-    def __init__(self, output: Path):
+    def __init__(self, output: Path, config_type: type = RunConfig):
         self.output = Path(output)
         self.path = partial_of(self.output)
+        self.config_type = config_type  # what run_config.json holds (``pretrain``: PretrainRunConfig)
 
     def check_writable(self, overwrite: bool, resume: bool) -> None:
         """Refuse, before any data or model is loaded, what would fail or destroy later."""
@@ -91,7 +92,7 @@ class RunDir:
         (self.path / DATA).write_text(json.dumps({"sha256": fingerprint}) + "\n")
 
     def saved_config(self) -> RunConfig:
-        return RunConfig.load(self.path / CONFIG)
+        return self.config_type.load(self.path / CONFIG)
 
     def check_resume(self, cfg: RunConfig, fingerprint: str) -> None:
         """A resume must compute the same thing: same options, same data."""

@@ -23,8 +23,11 @@ from ..estimators import ESTIMATORS
 from ..evaluation.metrics import MetricsLog, read_metrics_log
 from ..evaluation.plots import plot_confusion_matrix, plot_training_curves
 from ..evaluation.report import render_report, write_report
+from ..training import distributed
 from ..training.checkpoint import Checkpoints
+from ..training.device import pick_device
 from ..training.faults import maybe_die
+from ..training.logistic_head import loop_examples
 from ..training.loop import TrainingInterrupted, total_steps
 from ..training.progress import ProgressLines, TensorBoardLog, fan_out, tensorboard_writer
 from ..tasks import TOKEN, Task, make_task
@@ -94,6 +97,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
     return default_model(cfg, wants_tokens(cfg))
 
 
+@distributed.failures_as_one_line
 def train(config: Optional[RunConfig], output: Union[str, Path], overwrite: bool = False, progress: bool = True,
           resume: bool = False) -> dict:
     """Train, evaluate on every split, and write the model directory.
@@ -104,9 +108,15 @@ def train(config: Optional[RunConfig], output: Union[str, Path], overwrite: bool
     step, keeps a checkpoint and raises ``Interrupted`` naming the resume command.
 
     Returns ``{"output", "metrics", "config"}``: the metrics of every split and run facts,
-    and the resolved config (also saved as ``training_config.json``)."""
+    and the resolved config (also saved as ``training_config.json``).
+
+    Under ``torchrun`` every process runs this job on the same data; only rank 0 prints
+    and writes (run folder, logs, checkpoints, model directory; ``training/distributed.py``)."""
+    main = distributed.is_main()
+    progress = progress and main
     run = RunDir(Path(output))
-    run.check_writable(overwrite, resume)
+    if main:
+        run.check_writable(overwrite, resume)
     cfg = resolve(config) if config is not None else run.saved_config()
     check_options(cfg.model, cfg.train)
     if cfg.train.report_to == "tensorboard":
@@ -117,8 +127,10 @@ def train(config: Optional[RunConfig], output: Union[str, Path], overwrite: bool
     fingerprint = data_fingerprint({"train": train_set, "validation": val, "test": test})
     if resume:
         run.check_resume(cfg, fingerprint)
-    else:
+    elif main:
         run.start(cfg, fingerprint)
+    distributed.init(distributed.device_for_rank(pick_device(cfg.train.device)))
+    distributed.barrier()  # the run folder is ready before any rank puts its feature cache there
     checkpoints = Checkpoints(run.path, cfg.train.save_every)
     state = checkpoints.load() if resume else None
     if progress:
@@ -129,19 +141,20 @@ def train(config: Optional[RunConfig], output: Union[str, Path], overwrite: bool
     est = ESTIMATORS[task.network].from_config(cfg.model, cfg.train, cfg.data, progress=progress)
     if task.network != TOKEN:
         est.set_params(task=task.kind)
-    metrics_log = MetricsLog(run.path / "metrics.jsonl")
-    for rec in state.state.history if state else ():
+    metrics_log = MetricsLog(run.path / "metrics.jsonl") if main else None
+    for rec in state.state.history if state and main else ():
         metrics_log.log(rec)  # the log as of the checkpoint: what came after it is redone
     try:
         with stop_on_ctrl_c() as stop:
             est.fit(train_set.inputs(), train_set.labels, validation=(val.inputs(), val.labels) if val else None,
-                    log=_loggers(metrics_log, est, cfg, run, state, progress, len(train_set)),
+                    log=_loggers(metrics_log, est, cfg, run, state, progress, len(train_set)) if main else None,
                     feature_dir=run.path / FEATURES, checkpoints=checkpoints, resume=state, stop=stop)
     except TrainingInterrupted:
         raise Interrupted(f"interrupted; a checkpoint is in {run.path}. Resume with: "
                           f"lmclassify train --resume {run.output}") from None
     except BaseException:
-        run.abandon(checkpoints.exists())
+        if main:
+            run.abandon(checkpoints.exists())
         raise
     metrics: dict = {}
     for name, ex in zip(SPLITS, (train_set, val, test)):
@@ -151,10 +164,13 @@ def train(config: Optional[RunConfig], output: Union[str, Path], overwrite: bool
     metrics.update(task=est.task_.kind, train_seconds=round(est.train_seconds_, 3),
                    parameters=est.parameter_counts_, feature_cache=est.feature_cache_, steps=fr.steps,
                    best_step=fr.best_step, stopped_early=fr.stopped_early, train_tokens=fr.train_tokens,
-                   truncated={n: metrics[n]["truncated"] for n in SPLITS if n in metrics})
+                   truncated={n: metrics[n]["truncated"] for n in SPLITS if n in metrics},
+                   over_max_length={n: metrics[n]["over_max_length"] for n in SPLITS if n in metrics})
     if est.calibration_:
         metrics["calibration"] = est.calibration_
     resolved = RunConfig(model=est.model_config_, data=cfg.data, train=with_run_options(est.train_config_, cfg.train))
+    if not main:  # the other ranks computed the same; rank 0 writes it
+        return {"output": str(output), "metrics": metrics, "config": resolved.to_dict()}
     est.save(run.path, config=resolved)
     maybe_die("final-save")
     (run.path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -182,7 +198,7 @@ class _LazyProgress:
     def __call__(self, rec: dict) -> None:
         if self.lines is None:
             tc, task = self.est.train_config_, self.est.task_
-            self.lines = ProgressLines(total_steps(self.n_train, tc), tc.epochs, tc.monitor,
+            self.lines = ProgressLines(total_steps(loop_examples(self.n_train, tc), tc), tc.epochs, tc.monitor,
                                        task.higher_is_better(tc.monitor), self.start_step)
         self.lines(rec)
 
@@ -226,6 +242,10 @@ def _report(tmp: Path, metrics: dict, cfg: RunConfig, est) -> None:
     if cut:
         notes.append(f"texts longer than max_length {cfg.model.max_length} were truncated: " +
                      ", ".join(f"{v} in {k}" for k, v in cut.items()))
+    windowed = {k: v for k, v in metrics["over_max_length"].items() if v and not cut.get(k)}
+    if windowed:  # read whole, in overlapping windows (--long-text chunk; token tasks always)
+        notes.append(f"texts longer than max_length {cfg.model.max_length} were read whole in overlapping windows: "
+                     + ", ".join(f"{v} in {k}" for k, v in windowed.items()))
     dc = cfg.data
     title = f"lmclassify: {cfg.model.name}{' + CRF' if cfg.model.crf else ''} on {dc.recipe or dc.data or dc.train}"
     write_report(tmp / "report.md", render_report(metrics, cfg.to_dict(), title=title, notes=notes,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-HEADS = ("linear", "mlp")
+# "logistic" is a Linear whose weights come from scikit-learn (training/logistic_head.py).
+HEADS = ("linear", "mlp", "logistic")
 
 
 class MLPHead(nn.Sequential):
@@ -30,7 +31,7 @@ def make_head(kind: str, in_features: int, out_features: int, dropout: float = 0
     initialises its own heads (seed the global RNG first for a reproducible head)."""
     if kind not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, not {kind!r}")
-    head = nn.Linear(in_features, out_features) if kind == "linear" else MLPHead(in_features, out_features, dropout)
+    head = MLPHead(in_features, out_features, dropout) if kind == "mlp" else nn.Linear(in_features, out_features)
     for m in head.modules():
         if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, std=0.02)

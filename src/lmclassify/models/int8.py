@@ -1,5 +1,6 @@
 """int8 inference on the CPU: weights int8 per output channel, activations int8 per token
-(scaled on the fly), one integer matmul (``torch._int_mm``) per layer.
+(scaled on the fly), one integer matmul per layer on the kernel this CPU runs fastest
+(``models/int8_kernels.py``: ``torch._int_mm`` with VNNI/AMX, FBGEMM on AVX2).
 
 Why not ``torch.ao.quantization.quantize_dynamic``: it is deprecated, it scales a whole
 batch of activations by one number, and it is slower. Deep decoders carry *massive
@@ -19,43 +20,43 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D  # GPT-2's linear layer, weight (in, out)
 
+from .int8_kernels import BY_NAME
+
 # A row this many times the batch's median abs-max is a massive-activation token.
 OUTLIER_RATIO = 16.0
 
 
 class Int8Linear(nn.Module):
-    """``y = x W^T + b`` with W int8 per output row and x int8 per token.
+    """``y = x W^T + b`` with W int8 per output row and x int8 per token, on the integer
+    kernel this CPU runs fastest (``models/int8_kernels.py``).
 
     ``exact_outliers`` keeps an fp32 copy of W for the rare massive-activation rows."""
 
-    def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor], exact_outliers: bool = False):
+    def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor], exact_outliers: bool = False,
+                 kernel: str = "int_mm"):
         super().__init__()
         w = weight.detach().float()  # (out, in)
-        scale = w.abs().amax(1).clamp(min=1e-8) / 127
-        # _int_mm takes (in, out): a transposed view, no copy.
-        self.register_buffer("qweight", torch.round(w / scale[:, None]).to(torch.int8).t())
-        self.register_buffer("wscale", scale)
+        self.kernel = kernel
+        self._mm = BY_NAME[kernel](w)
         self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
         self.register_buffer("weight_fp32", w.clone() if exact_outliers else None)
         self.in_features, self.out_features = w.shape[1], w.shape[0]
 
     @classmethod
-    def from_module(cls, m: nn.Module, exact_outliers: bool = False) -> "Int8Linear":
+    def from_module(cls, m: nn.Module, exact_outliers: bool = False, kernel: str = "int_mm") -> "Int8Linear":
         """From ``nn.Linear`` or transformers' ``Conv1D`` (GPT-2), whose weight is (in, out)."""
         weight = m.weight.t() if isinstance(m, Conv1D) else m.weight
-        return cls(weight, m.bias, exact_outliers)
+        return cls(weight, m.bias, exact_outliers, kernel)
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+        return (f"in_features={self.in_features}, out_features={self.out_features}, kernel={self.kernel}, "
                 f"exact_outliers={self.weight_fp32 is not None}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x2 = x.reshape(-1, shape[-1]).float()
-        amax = x2.abs().amax(1, keepdim=True).clamp_(min=1e-8)  # (N, 1)
-        scale = amax / 127
-        q = x2.div(scale).round_().to(torch.int8)
-        y = torch._int_mm(q, self.qweight).float().mul_(scale).mul_(self.wscale)  # (N, out)
+        amax = x2.abs().amax(1, keepdim=True).clamp_(min=1e-8)  # (N, 1): one scale per token
+        y = self._mm(x2, amax)  # (N, out)
         if self.bias is not None:
             y.add_(self.bias)
         if self.weight_fp32 is not None and x2.shape[0] > 1:
@@ -78,13 +79,40 @@ def _in_out(m: nn.Module) -> tuple[int, int]:
     return (w.shape[0], w.shape[1]) if isinstance(m, Conv1D) else (w.shape[1], w.shape[0])
 
 
-def quantize_int8(model: nn.Module, keep: set[int] = frozenset()) -> int:
+def linear_targets(model: nn.Module, keep: set[int] = frozenset()) -> list[tuple[nn.Module, str, nn.Module]]:
+    """(parent, attribute, layer) for every Linear/Conv1D in ``model`` not in ``keep``."""
+    return [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
+            if isinstance(child, (nn.Linear, Conv1D)) and id(child) not in keep]
+
+
+def layer_shapes(targets: list) -> dict[tuple[int, int], int]:
+    """How many layers of each (in, out) shape: what the kernel timing check runs."""
+    shapes: dict[tuple[int, int], int] = {}
+    for _, _, child in targets:
+        shapes[_in_out(child)] = shapes.get(_in_out(child), 0) + 1
+    return shapes
+
+
+def quantize_int8(model: nn.Module, keep: set[int] = frozenset(), kernel: str = "int_mm") -> int:
     """Swap every Linear/Conv1D in ``model`` (except modules whose id is in ``keep``) for an
-    ``Int8Linear`` in place; MLP output projections keep exact outlier rows. Returns how many."""
-    targets = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
-               if isinstance(child, (nn.Linear, Conv1D)) and id(child) not in keep]
+    ``Int8Linear`` on ``kernel`` in place; MLP output projections keep exact outlier rows.
+    Returns how many."""
+    targets = linear_targets(model, keep)
     inner = _mlp_inner_width([c for _, _, c in targets])
     for parent, name, child in targets:
         i, o = _in_out(child)
-        setattr(parent, name, Int8Linear.from_module(child, exact_outliers=(i == inner and i > o)))
+        setattr(parent, name, Int8Linear.from_module(child, exact_outliers=(i == inner and i > o), kernel=kernel))
     return len(targets)
+
+
+def int8_prefix_copy(model: nn.Module, kernel: str) -> nn.Module:
+    """A copy of a frozen-prefix network whose blocks below the split point run in int8:
+    what computes the training split's cached states with ``--feature-precision int8``.
+    The original keeps its fp32 weights (they are trained, saved and evaluated)."""
+    import copy
+
+    shadow = copy.deepcopy(model)
+    frozen = list(shadow.backbone.layers)[:shadow.split]
+    keep = {id(m) for m in shadow.modules()} - {id(m) for block in frozen for m in block.modules()}
+    quantize_int8(shadow, keep=keep, kernel=kernel)
+    return shadow.eval()

@@ -13,6 +13,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoMod
     AutoTokenizer
 
 from ..errors import LmClassifyError, first_line
+from .adapters import LoraSettings, add_lora, lora_train_layers
 from .backbone import is_encoder, num_layers
 from .heads import make_head
 from .input_template import apply_input_template
@@ -124,10 +125,13 @@ class Built:
 def build_network(network: str, model: str, id2label: dict[int, str], *, train_layers: Union[int, str] = 1,
                   pooling: str = "auto", head: str = "linear", head_bias: bool = False, crf: bool = False,
                   siamese: bool = False, input_template: str = "auto",
-                  problem_type: Optional[str] = None, seed: Optional[int] = None) -> Built:
+                  problem_type: Optional[str] = None, seed: Optional[int] = None,
+                  lora: Optional[LoraSettings] = None) -> Built:
     """Load ``model`` with a fresh head for ``id2label`` (N(0, 0.02) init, seeded):
     a ``SequenceClassifier`` (one output per text) or a ``TokenTagger`` (per token).
-    ``problem_type`` is transformers' name for the task, written into config.json."""
+    ``problem_type`` is transformers' name for the task, written into config.json.
+    ``train_layers="lora"``: LoRA adapters (``lora``, default settings if None) on the top
+    blocks, ``models/adapters.py``."""
     path = resolve_model(model)
     words = network == TOKEN
     tok = load_tokenizer(path, words=words)
@@ -142,6 +146,11 @@ def build_network(network: str, model: str, id2label: dict[int, str], *, train_l
         config.problem_type = problem_type
     if train_layers == "auto":
         train_layers = default_train_layers(config)
+    if train_layers == "lora":
+        lora = lora or LoraSettings()
+        train_layers = lora_train_layers(lora, num_layers(config))  # the adapted blocks are the network's top
+    else:
+        lora = None
     auto = AutoModelForTokenClassification if words else AutoModelForSequenceClassification
     if seed is not None:
         torch.manual_seed(seed)  # the head's initialisation
@@ -170,6 +179,10 @@ def build_network(network: str, model: str, id2label: dict[int, str], *, train_l
             add_head_bias(hf)
         net = SequenceClassifier(hf, default_pooling(config) if pooling == "auto" else pooling, train_layers,
                                  head=own, siamese=siamese)
+    if lora is not None:
+        if seed is not None:
+            torch.manual_seed(seed)  # the adapters' initialisation
+        add_lora(net, lora)
     return Built(net, tok, template, family(config), position_limit(config, tok))
 
 

@@ -7,7 +7,8 @@ waited ``max_wait_ms`` (Triton's rule); under load the oldest has always waited 
 than that while the previous batch ran, so a free worker takes what is queued at once.
 ``predict_records`` sorts the merged texts by length itself (longest first, no padding
 wasted), so merging needs no sorting here. Texts are truncated to the model's
-``max_length``, so a batch never holds more than ``max_batch_size * max_length`` tokens.
+``max_length``, or read in windows of it (``--long-text chunk``), so a forward pass never
+holds more than ``batch_size * max_length`` tokens.
 
 One worker thread for all models: two model calls at once would only fight over the same
 cores (torch's intra-op threads already use them all).

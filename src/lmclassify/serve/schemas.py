@@ -41,8 +41,8 @@ class TeiRequest(BaseModel):
                                                               {"inputs": [["I like you."], ["a", "pair"]]}]})
     inputs: Union[StrictStr, list[StrictStr], list[list[StrictStr]]] = Field(
         description="a string, a pair [string, string], or a batch [[string], [string, string], ...]")
-    truncate: StrictBool = Field(False, description="accepted for compatibility: long texts are always truncated "
-                                                    "as the model was trained")
+    truncate: StrictBool = Field(False, description="accepted for compatibility: long texts are always read "
+                                                    "as the model was trained (truncated, or in windows)")
     raw_scores: StrictBool = Field(False, description="not supported: scores are probabilities")
     model: Optional[StrictStr] = Field(None, description="lmclassify's addition: a served model's name")
 
@@ -62,15 +62,20 @@ class ModelInfo(BaseModel):
     labels: list[str]
     pairs: bool = Field(description="the model classifies (text, text_pair) pairs")
     base_model: str
-    max_length: int = Field(description="longer inputs are truncated to this many tokens")
-    quantize: Optional[str]
+    max_length: int = Field(description="longer inputs are truncated to this many tokens, or read in windows "
+                                        "of it (the model's --long-text)")
+    quantize: Optional[str] = Field(description="int8 when the model runs in int8; null in fp32 (also when "
+                                                "--quantize int8 found no integer kernel faster than fp32 here)")
+    int8_kernel: Optional[str] = Field(description="the integer matmul int8 runs on this CPU (int_mm, fbgemm)")
 
 
 def describe(name: str, est, quantize: Optional[str]) -> dict:
-    """What ``GET /v1/models`` says about one model."""
+    """What ``GET /v1/models`` says about one model: what actually runs, not what was asked."""
+    choice = getattr(est, "int8_kernel_", None)
+    kernel = choice.kernel if quantize and choice is not None else None
     return ModelInfo(name=name, task=est.task_.kind, labels=[str(c) for c in est.task_.classes], pairs=bool(est.pairs_),
                      base_model=str(est.model_config_.name), max_length=int(est.model_config_.max_length),
-                     quantize=quantize).model_dump()
+                     quantize=quantize if kernel else None, int8_kernel=kernel).model_dump()
 
 
 def model_inputs(name: str, est, inputs: list) -> list:

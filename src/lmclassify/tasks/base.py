@@ -87,6 +87,13 @@ class Task:
         raise NotImplementedError
 
     # ---- training ----------------------------------------------------------------
+    def prepare_batch(self, batch: dict, enc: Any, idx: Sequence[int], epoch: Optional[int]) -> dict:
+        """A collated batch of examples ``idx`` of ``enc`` -> what the network and ``loss`` read.
+        The loop calls it for every batch (``epoch`` None in evaluation); a task that makes its
+        targets per batch (language modelling masks tokens) does it here, seeded by
+        ``epoch`` and the example so a resumed run draws the same. Most tasks change nothing."""
+        return batch
+
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

@@ -54,35 +54,53 @@ def model_fingerprint(model) -> str:
 
 def build_features(model, enc: Encoded, pad_id: int, device: torch.device,
                    tokens_per_batch: int = 8192, max_texts: int = 32, desc: str = "features",
-                   spill_dir: Optional[Path] = None) -> Encoded:
+                   spill_dir: Optional[Path] = None, precision: str = "fp32") -> Encoded:
     """Fill ``enc.features`` (and a siamese pair's ``enc.pair_features``) with boundary
     states; returns ``enc`` for chaining. ``spill_dir``: keep them on disk there whatever
-    their size (a run's folder, so a resumed run reads them instead of recomputing)."""
-    enc.features = _states(model, enc.input_ids, pad_id, device, tokens_per_batch, max_texts, desc, spill_dir)
+    their size (a run's folder, so a resumed run reads them instead of recomputing).
+    ``precision="int8"``: an int8 copy of the frozen blocks computes them (CPU only, on
+    the kernel ``models/int8_kernels.py`` picks; fp32 where no integer kernel wins)."""
+    compute = _int8_prefix(model) if precision == "int8" and device.type == "cpu" else model
+    tag = "" if compute is model else "int8"
+    enc.features = _states(model, enc.input_ids, pad_id, device, tokens_per_batch, max_texts, desc, spill_dir,
+                           compute, tag)
     if enc.pair_ids is not None:
         enc.pair_features = _states(model, enc.pair_ids, pad_id, device, tokens_per_batch, max_texts, desc + " (b)",
-                                    spill_dir)
+                                    spill_dir, compute, tag)
     return enc
 
 
+def _int8_prefix(model):
+    """An int8 copy of the frozen blocks, or ``model`` itself where fp32 is as fast."""
+    from ..models.int8 import int8_prefix_copy, layer_shapes, linear_targets
+    from ..models.int8_kernels import choose_kernel
+
+    frozen = list(model.backbone.layers)[:model.split]
+    choice = choose_kernel(layer_shapes([t for block in frozen for t in linear_targets(block)]))
+    return model if choice.kernel is None else int8_prefix_copy(model, choice.kernel)
+
+
 def _states(model, input_ids: list[list[int]], pad_id: int, device: torch.device, tokens_per_batch: int,
-            max_texts: int, desc: str, spill_dir: Optional[Path] = None) -> list[torch.Tensor]:
-    """One unpadded (T_i, H) tensor per sequence: views into one flat buffer."""
+            max_texts: int, desc: str, spill_dir: Optional[Path] = None, compute=None,
+            tag: str = "") -> list[torch.Tensor]:
+    """One unpadded (T_i, H) tensor per sequence: views into one flat buffer. ``compute``
+    (default ``model``) runs the frozen blocks; ``tag`` names its precision in the key."""
+    compute = compute or model
     side = Encoded(input_ids)
     lengths = side.lengths
     hidden_size = model.hf.config.get_text_config().hidden_size
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    path = _memmap_path(model, input_ids, spill_dir)
+    path = _memmap_path(model, input_ids, spill_dir, tag)
     flat, spill = _allocate(path, int(offsets[-1]), hidden_size, force_spill=spill_dir is not None)
     if flat is None:  # found complete on disk
         flat = torch.from_numpy(np.memmap(path, dtype=np.float32, mode="c", shape=(int(offsets[-1]), hidden_size)))
     else:
-        model.eval()
+        compute.eval()
         batches = _token_budget_batches(lengths, tokens_per_batch, max_texts)
         for idx in tqdm(batches, desc=desc, unit="batch", leave=False, disable=None):
             b = collate(side, idx, pad_id, use_features=False)
             with autocast(device):
-                h = model.features(b["input_ids"].to(device), b["attention_mask"].to(device)).float().cpu()
+                h = compute.features(b["input_ids"].to(device), b["attention_mask"].to(device)).float().cpu()
             for r, i in enumerate(idx):
                 flat[offsets[i]:offsets[i + 1]] = h[r, :lengths[i]]
             maybe_die("feature-cache")
@@ -107,8 +125,8 @@ def _token_budget_batches(lengths: np.ndarray, budget: int, max_texts: int) -> l
     return out
 
 
-def _memmap_path(model, input_ids: list[list[int]], spill_dir: Optional[Path] = None) -> Path:
-    return (spill_dir or cache_root() / "features") / f"{cache_key(model, input_ids)}.f32"
+def _memmap_path(model, input_ids: list[list[int]], spill_dir: Optional[Path] = None, tag: str = "") -> Path:
+    return (spill_dir or cache_root() / "features") / f"{cache_key(model, input_ids)}{tag and '-' + tag}.f32"
 
 
 def _allocate(path: Path, n_tokens: int, hidden: int, force_spill: bool = False

@@ -17,7 +17,9 @@ from transformers import get_scheduler
 
 from ..config import TrainConfig
 from ..data.batching import Encoded, iterate, length_grouped_batches, sorted_batches
+from ..data.windows import merge
 from .checkpoint import Checkpoints, LoopState, Resume, set_rng_states
+from . import distributed as dist
 from .device import autocast
 from .faults import maybe_die
 
@@ -43,20 +45,26 @@ def _model_inputs(batch: dict) -> dict:
 
 
 @torch.inference_mode()
-def predict_logits(model, task, enc: Encoded, pad_id: int, device: torch.device, batch_size: int = 64) -> torch.Tensor:
+def predict_logits(model, task, enc: Encoded, pad_id: int, device: torch.device, batch_size: int = 64,
+                   across_ranks: bool = False) -> torch.Tensor:
     """The network's outputs for every example, in input order, gathered by the task
-    ((N, C) per text; (N, T, C) per token). Longest-first batches waste no padding."""
+    ((N, C) per text; (N, T, C) per token). Longest-first batches waste no padding.
+    ``across_ranks``: under torchrun each rank computes a share, and every rank gets all outputs.
+    A long text read in windows gets one output, merged from its windows' (``data/windows.py``)."""
     model.eval()
     use_features = enc.features is not None
     lengths = enc.lengths
     out: list = [None] * len(enc)
-    for idx, batch in iterate(enc, sorted_batches(lengths, batch_size), pad_id, use_features):
+    batches = sorted_batches(lengths, batch_size)
+    for idx, batch in iterate(enc, dist.my_batches(batches) if across_ranks else batches, pad_id, use_features):
+        batch = task.prepare_batch(batch, enc, idx, None)
         with autocast(device):
             logits = model(**_model_inputs(_to(batch, device))).float().cpu()
         for r, i in enumerate(idx):
             # a per-token output keeps only its own positions, not the batch's padding
             out[i] = logits[r, :lengths[i]] if logits.ndim == 3 else logits[r]
-    return task.gather(out)
+    out = dist.gather_rows(out) if across_ranks else out
+    return task.gather(out if enc.windows is None else merge(out, enc.windows))
 
 
 def _optimizer(model, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -97,8 +105,9 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
     sched = get_scheduler(SCHEDULES[cfg.schedule], opt, num_warmup_steps=int(cfg.warmup_ratio * total),
                           num_training_steps=total)
     params = [p for p in model.parameters() if p.requires_grad]
+    forward = dist.wrap(model, device)  # under torchrun: DDP, gradients averaged over ranks in backward
     # Batches vary in length: dynamic shapes compile once instead of once per length.
-    forward = torch.compile(model, dynamic=True) if cfg.compile else model
+    forward = torch.compile(forward, dynamic=True) if cfg.compile else forward
     higher = task.higher_is_better(cfg.monitor)
     running = task.running_metric  # None: no per-batch statistic (regression)
     st, best_state = LoopState(), None
@@ -113,7 +122,7 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
         set_rng_states(resume.rng)
 
     def save() -> None:
-        if checkpoints is not None:
+        if checkpoints is not None and dist.is_main():
             checkpoints.save(st, model, opt, sched, best_state)
 
     def evaluate_now(epoch: float) -> bool:
@@ -125,7 +134,8 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
             rec[f"train_{running}"] = st.run_correct / max(st.run_n, 1)
         st.run_loss, st.run_correct, st.run_n = 0.0, 0, 0
         if val is not None and len(val):
-            m = task.metrics(predict_logits(model, task, val, pad_id, device, cfg.eval_batch_size), val.labels)
+            m = task.metrics(predict_logits(model, task, val, pad_id, device, cfg.eval_batch_size, across_ranks=True),
+                             val.labels)  # every rank gets the same outputs: early stopping agrees
             rec.update({f"val_{k}": m[k] for k in task.record_keys if k in m})
             score = rec.get(cfg.monitor)
             if score is None:
@@ -136,7 +146,7 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
             else:
                 st.bad_evals += 1
         st.history.append(rec)
-        if log:
+        if log and dist.is_main():
             log(rec)
         model.train()
         return cfg.patience is not None and st.bad_evals >= cfg.patience
@@ -147,27 +157,36 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
             st.epoch_rng = rng.bit_generator.state
         rng.bit_generator.state = st.epoch_rng  # a resumed epoch draws the same order again
         batches = length_grouped_batches(train.lengths, cfg.batch_size, rng)
-        bar = tqdm(iterate(train, batches[st.batch:], pad_id, use_features), total=len(batches), initial=st.batch,
-                   desc=f"epoch {st.epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=None)
+        shards = [dist.shard(b) for b in batches]  # (this rank's slice, its loss share); the whole batch in 1 process
+        bar = tqdm(iterate(train, [s for s, _ in shards[st.batch:]], pad_id, use_features), total=len(batches),
+                   initial=st.batch, desc=f"epoch {st.epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
+                   disable=None if dist.is_main() else True)
         early = False
         for i, (idx, batch) in enumerate(bar, start=st.batch):
-            batch = _to(batch, device)
-            with autocast(device):
-                logits = forward(**_model_inputs(batch))
-            loss = task.loss(logits, batch["labels"])
-            (loss / cfg.grad_accum).backward()
-            n = len(idx)
+            ends_step = not ((i + 1) % cfg.grad_accum and i + 1 != len(batches))
+            share = shards[i][1]
+            batch = _to(task.prepare_batch(batch, train, idx, st.epoch), device)
+            with dist.no_sync(forward, ends_step):  # accumulating: all-reduce only on a step's last batch
+                with autocast(device):
+                    logits = forward(**_model_inputs(batch))
+                loss = task.loss(logits, batch["labels"])
+                ((loss * share if share != 1.0 else loss) / cfg.grad_accum).backward()
+            n_mine = len(idx) if share else 0  # a stand-in example (share 0) counts for nothing
+            loss_sum, correct, tokens = dist.sum_over_ranks(
+                loss.item() * n_mine, task.correct(logits.detach(), batch["labels"]) if running and n_mine else 0,
+                int(batch["attention_mask"].sum()) if n_mine else 0)  # the global batch's, on every rank
+            n = len(batches[i])
             st.seen += n
-            st.train_tokens += int(batch["attention_mask"].sum())
-            st.run_loss += loss.item() * n
+            st.train_tokens += int(tokens)
+            st.run_loss += loss_sum
             st.run_n += n
             if running:
-                st.run_correct += task.correct(logits.detach(), batch["labels"])
+                st.run_correct += correct
                 bar.set_postfix(loss=f"{st.run_loss / st.run_n:.3f}",
                                 **{running[:3]: f"{st.run_correct / st.run_n:.3f}"})
             else:
                 bar.set_postfix(loss=f"{st.run_loss / st.run_n:.3f}")
-            if (i + 1) % cfg.grad_accum and i + 1 != len(batches):
+            if not ends_step:
                 continue
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -184,7 +203,7 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
                 save()
             elif checkpoints is not None and checkpoints.save_every and st.steps % checkpoints.save_every == 0:
                 save()
-            if stop is not None and stop():
+            if stop is not None and dist.any_rank(stop()):
                 save()
                 raise TrainingInterrupted(f"stopped at step {st.steps}")
         bar.close()

@@ -1,0 +1,218 @@
+"""The integer matmuls int8 inference can run on, and which one is fastest on this CPU.
+
+``torch._int_mm`` is fast only where the CPU has VNNI/AMX; on an AVX2-only CPU it falls to
+a slow path (0.8 GOP/s measured on an AMD EPYC, 29x slower than fp32). FBGEMM's dynamic
+int8 linear (``torch.ops.quantized.linear_dynamic``) is fast on AVX2 and AVX-512 alike, but
+it scales a whole batch of activations by one number, which massive-activation tokens ruin
+(``models/int8.py``). Dividing each row by its own abs-max first makes every row span the
+same range, so one scale per batch *is* a per-token scale: the row scales multiply back in
+after the matmul (a linear map commutes with a per-row factor).
+
+Which kernel wins is decided per machine: what the CPU reports, then a short timing of each
+available kernel against fp32 on the model's own layer shapes, cached in the lmclassify
+cache under the CPU, torch version, thread count and shapes. If no integer kernel beats
+fp32 by ``MIN_GAIN``, the model stays fp32. ``LMCLASSIFY_INT8_KERNEL`` forces a choice
+(int_mm, fbgemm, fp32; default auto).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from ..errors import LmClassifyError
+from ..machine import machine_info
+from ..paths import cache_root
+
+KERNELS = ("int_mm", "fbgemm")
+ENV = "LMCLASSIFY_INT8_KERNEL"
+# An integer kernel must beat fp32 on the layer matmuls by this much to be worth its
+# rounding error: attention, norms and quantising activations do not shrink with it.
+MIN_GAIN = 1.15
+TIMING_ROWS = 256  # tokens per matmul in the timing check: a typical inference batch
+CACHE_FILE = "int8_kernels.json"
+
+
+def weight_scales(w: torch.Tensor, levels: int = 127) -> torch.Tensor:
+    """Symmetric scale per output row of ``w`` (out, in), for integers in [-levels, levels]."""
+    return w.abs().amax(1).clamp(min=1e-8) / levels
+
+
+class IntMM:
+    """int8 x int8 -> int32 with ``torch._int_mm``: activations int8 per token."""
+
+    name = "int_mm"
+
+    def __init__(self, w: torch.Tensor):
+        scale = weight_scales(w)
+        self.qweight = torch.round(w / scale[:, None]).to(torch.int8).t()  # (in, out): a view, no copy
+        self.wscale = scale
+
+    def __call__(self, x2: torch.Tensor, amax: torch.Tensor) -> torch.Tensor:
+        scale = amax / 127
+        q = x2.div(scale).round_().to(torch.int8)
+        return torch._int_mm(q, self.qweight).float().mul_(scale).mul_(self.wscale)
+
+    @staticmethod
+    def available() -> bool:
+        return hasattr(torch, "_int_mm")
+
+
+class Fbgemm:
+    """FBGEMM's dynamic int8 linear on rows pre-divided by their abs-max (per-token scales).
+
+    AVX2 multiplies u8 activations by s8 weights into 16-bit pair sums, which saturate at
+    full range; torch's answer is 7-bit activations (``reduce_range``), which doubled the
+    error here. Weights in [-63, 63] cannot saturate either (255 x 63 x 2 < 2^15) and cost
+    less: per-channel weight scales already fit each row."""
+
+    name = "fbgemm"
+
+    def __init__(self, w: torch.Tensor):
+        scale = weight_scales(w, levels=63)
+        with warnings.catch_warnings():  # quantized tensors are deprecated in favour of torchao
+            warnings.simplefilter("ignore")
+            qw = torch.quantize_per_channel(w.contiguous(), scale.double(), torch.zeros(len(scale), dtype=torch.long),
+                                            0, torch.qint8)
+            self.packed = torch.ops.quantized.linear_prepack(qw, None)
+
+    def __call__(self, x2: torch.Tensor, amax: torch.Tensor) -> torch.Tensor:
+        return torch.ops.quantized.linear_dynamic(x2 / amax, self.packed, False).mul_(amax)
+
+    @staticmethod
+    def available() -> bool:
+        try:
+            return "fbgemm" in torch.backends.quantized.supported_engines and \
+                hasattr(torch.ops.quantized, "linear_dynamic")
+        except Exception:  # a torch build without quantized ops
+            return False
+
+
+BY_NAME: dict[str, type] = {k.name: k for k in (IntMM, Fbgemm)}
+
+
+@dataclass
+class KernelChoice:
+    """The kernel int8 layers use on this machine (None: stay fp32), and why."""
+
+    kernel: Optional[str]
+    source: str  # "env", "cache" or "timed"
+    ms: dict = field(default_factory=dict)  # per kernel and fp32: matmul time of the model's layers
+    cpu: str = ""
+
+    def describe(self) -> str:
+        times = ", ".join(f"{k} {v:.2f} ms" for k, v in self.ms.items())
+        what = f"int8 kernel {self.kernel}" if self.kernel else "fp32 (no integer kernel beats it)"
+        return f"{what} on {self.cpu}" + (f" [{times}]" if times else "") + f" ({self.source})"
+
+
+def time_kernels(shapes: dict[tuple[int, int], int], rows: int = TIMING_ROWS, reps: int = 5,
+                 rounds: int = 3) -> dict[str, float]:
+    """Milliseconds for one forward of every layer shape (weighted by how many layers have
+    it) in fp32 and in each available integer kernel, on random data of the same size.
+    Each candidate runs a few calls in a row (as a model does: switching libraries between
+    calls costs their thread pools a wake-up each time, 10-50x on small matmuls), and the
+    candidates take turns over several rounds keeping their best, so a burst of load on a
+    shared machine lands on all of them instead of deciding the race."""
+    gen = torch.Generator().manual_seed(0)
+    names = ["fp32", *(k for k, cls in BY_NAME.items() if cls.available())]
+    totals = dict.fromkeys(names, 0.0)
+    for (n_in, n_out), count in shapes.items():
+        w = torch.randn(n_out, n_in, generator=gen)
+        x = torch.randn(rows, n_in, generator=gen)
+        runs = {"fp32": lambda: torch.nn.functional.linear(x, w)}
+        for name in names[1:]:
+            try:
+                kernel = BY_NAME[name](w)
+                kernel(x, x.abs().amax(1, keepdim=True).clamp_(min=1e-8))  # warm-up; may raise
+                runs[name] = (lambda k: lambda: k(x, x.abs().amax(1, keepdim=True).clamp_(min=1e-8)))(kernel)
+            except Exception:  # a kernel this build or CPU cannot run is simply not a candidate
+                totals.pop(name, None)
+                continue
+        best = dict.fromkeys(runs, float("inf"))
+        for _ in range(rounds):
+            for name, fn in runs.items():
+                for _ in range(2):  # back on this kernel's own code path and thread pool
+                    fn()
+                for _ in range(reps):
+                    t0 = time.perf_counter()
+                    fn()
+                    best[name] = min(best[name], time.perf_counter() - t0)
+        for name in best:
+            if name in totals:
+                totals[name] += count * best[name] * 1e3
+    return totals
+
+
+def _machine_is_busy() -> bool:
+    """More runnable work than cores: timings now say more about the neighbours than the
+    kernels, so a choice made now is used but not cached."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1)
+    except OSError:
+        return False
+
+
+def _read_cache() -> dict:
+    try:
+        return json.loads((cache_root() / CACHE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(cache: dict) -> None:
+    path = cache_root() / CACHE_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, indent=1) + "\n")
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache only costs the timing next time
+        pass
+
+
+def choose_kernel(shapes: dict[tuple[int, int], int]) -> KernelChoice:
+    """The fastest correct integer kernel for layers of these (in, out) shapes on this CPU,
+    or None when fp32 is as fast: forced by ``$LMCLASSIFY_INT8_KERNEL``, else cached, else timed."""
+    info = machine_info()
+    forced = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if forced not in ("auto", "fp32", *KERNELS):
+        raise LmClassifyError(f"${ENV} must be auto, fp32, {' or '.join(KERNELS)}, not {forced!r}")
+    if forced == "fp32":
+        return KernelChoice(None, "env", cpu=info["summary"])
+    if forced != "auto":
+        if not BY_NAME[forced].available():
+            raise LmClassifyError(f"${ENV}={forced}: torch {torch.__version__} cannot run that kernel here")
+        return KernelChoice(forced, "env", cpu=info["summary"])
+    key = f"{info['summary']} | " + ",".join(f"{i}x{o}*{n}" for (i, o), n in sorted(shapes.items()))
+    cache = _read_cache()
+    if key in cache:
+        c = cache[key]
+        if c.get("kernel") is None or BY_NAME.get(c["kernel"], IntMM).available():
+            return KernelChoice(c.get("kernel"), "cache", c.get("ms", {}), info["summary"])
+    if _machine_is_busy():
+        # Timings on an oversubscribed CPU measure the neighbours (thread pools descheduled
+        # mid-matmul): go by what the CPU reports, and time it another day.
+        return KernelChoice(preferred_kernel(info["flags"]), "CPU flags; machine busy, not timed", cpu=info["summary"])
+    ms = time_kernels(shapes)
+    ints = {k: v for k, v in ms.items() if k != "fp32"}
+    best = min(ints, key=ints.get) if ints else None
+    kernel = best if best is not None and ms["fp32"] >= MIN_GAIN * ints[best] else None
+    cache[key] = {"kernel": kernel, "ms": {k: round(v, 3) for k, v in ms.items()}}
+    _write_cache(cache)
+    return KernelChoice(kernel, "timed", cache[key]["ms"], info["summary"])
+
+
+def preferred_kernel(flags: list[str]) -> Optional[str]:
+    """The kernel a CPU's flags promise: ``_int_mm`` with VNNI/AMX (its fast path), FBGEMM
+    on AVX2 (where ``_int_mm`` falls to a slow path), whichever exists elsewhere."""
+    if IntMM.available() and any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8")):
+        return "int_mm"
+    if Fbgemm.available():
+        return "fbgemm"
+    return "int_mm" if IntMM.available() else None
