@@ -98,7 +98,8 @@ def run_one(method: str, dataset: str, k: int, seed: int, splits: dict) -> dict:
             "accuracy": m["accuracy"], "f1_macro": m["f1_macro"], "fit_seconds": round(fit_s, 2),
             "eval_seconds": round(time.perf_counter() - t1, 2), "steps": clf.fit_result_.steps,
             "options": {k_: v for k_, v in opts.items() if k_ not in ("progress", "device")},
-            "resolved": {"pooling": clf.model_config_.pooling, "train_layers": clf.model_config_.train_layers,
+            "resolved": {"pooling": clf.model_config_.pooling, "embedding_norm": clf.model_config_.embedding_norm,
+                         "logistic_standardize": clf.train_config_.logistic_standardize, "train_layers": clf.model_config_.train_layers,
                          "head": clf.model_config_.head, "epochs": clf.train_config_.epochs,
                          "batch_size": clf.train_config_.batch_size,
                          "learning_rate": clf.train_config_.learning_rate}}
@@ -136,15 +137,16 @@ def render(data: dict) -> str:
         "What was run (each seed draws its own K per class from the training split and seeds the run):",
         "- **setfit**: `--method setfit`: contrastive pair fine-tuning of every block (cosine loss, "
         "sentence-transformers' CosineSimilarityLoss semantics; 1 epoch, batch 16, lr 2e-5, linear decay after "
-        "10 % warmup; mean pooling), then the logistic head. Pair rounds R: " +
+        "10 % warmup; mean pooling), then the logistic head (C=1) on the L2-normalised embeddings, unscaled, as "
+        "SetFit's pipeline does (all-MiniLM-L6-v2 ends in a Normalize step). Pair rounds R: " +
         ", ".join(f"{d} K={k}: R={r} ({2 * r * k * CLASSES[d]} pairs)" for (d, k), r in
                   ITERATIONS.items()) + ". SetFit's own default is R=20; on this CPU only K=8 on SST-2 and AG "
         "News got it.",
         "- **finetune**: plain fine-tuning, `lmclassify`'s encoder defaults (every block, lr 1e-4, linear decay "
         f"after 10 % warmup, [CLS] pooling) with batch 16 and {FINETUNE_EPOCHS[8]} epochs at K=8, "
         f"{FINETUNE_EPOCHS[64]} at K=64; no validation split (a few-label user has none): the last weights.",
-        "- **logistic**: `--head logistic`: scikit-learn LogisticRegression (C=1, z-scored features, folded "
-        "into the saved Linear head) on the frozen encoder's mean-pooled embeddings.",
+        "- **logistic**: `--head logistic`: scikit-learn LogisticRegression (C=1, on the L2-normalised embeddings, "
+        "folded into the saved Linear head) on the frozen encoder's mean-pooled embeddings.",
         "- Test sets: SST-2 = the 872 stsa.binary dev sentences (GLUE's SST-2 validation set); TREC = the 500 "
         "TREC.test questions (6 coarse classes). max_length 64 (SST-2) / 48 (TREC), the recipes'.",
         "- AG News (only its 7,600-row test file is in the data folder): K per class drawn from a fixed pool "
@@ -156,6 +158,13 @@ def render(data: dict) -> str:
     ]
     if data.get("note"):
         notes.append(f"- {data['note']}")
+    if data.get("previous_runs"):
+        old = [[s["dataset"], s["k"], s["method"], len(s["seeds"]), f"{100 * s['accuracy_mean']:.2f}",
+                f"{100 * s['accuracy_std']:.2f}"] for s in summarise(data["previous_runs"])]
+        notes += ["", "Superseded runs (`previous_runs` in the JSON): the same seeds before the logistic head "
+                  "read L2-normalised embeddings (z-scored features then; the SetFit bodies are the same "
+                  "training):", "", md_table(["data", "per class", "method", "seeds", "test acc % (mean)", "std"],
+                                             old)]
     return "\n".join(notes)
 
 
@@ -166,6 +175,8 @@ def main() -> None:
     ap.add_argument("--shots", default=",".join(map(str, SHOTS)))
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--note", default=None, help="a line added to the .md")
+    ap.add_argument("--rerun", default="", help="comma-separated methods whose stored runs (of --datasets and "
+                                                "--shots) are superseded: moved to previous_runs and run again")
     args = ap.parse_args()
     path = RESULTS / "few_labels.json"
     data = json.loads(path.read_text()) if path.is_file() else {"runs": []}
@@ -180,6 +191,12 @@ def main() -> None:
         train, val, test = recipe_split(name)
         splits[name] = (train, val if name == "sst2" else test)
     os.environ.setdefault("LMCLASSIFY_CACHE", tempfile.mkdtemp(prefix="lmc-few-"))
+    rerun = {(d, int(k), m) for d in args.datasets.split(",") for k in args.shots.split(",")
+             for m in args.rerun.split(",") if m}
+    stale = [r for r in data["runs"] if (r["dataset"], r["k"], r["method"]) in rerun]
+    if stale:
+        data.setdefault("previous_runs", []).extend(stale)
+        data["runs"] = [r for r in data["runs"] if r not in stale]
     done = {(r["dataset"], r["k"], r["method"], r["seed"]) for r in data["runs"]}
     t_all = time.perf_counter()
     for seed in map(int, args.seeds.split(",")):

@@ -34,7 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, md_table, recipe_split, write_results  # noqa: E402
+from common import REPO, RESULTS, md_table, recipe_split, write_results  # noqa: E402
 
 from pydantic import BaseModel  # noqa: E402
 
@@ -260,6 +260,9 @@ def main() -> None:
     p.add_argument("--serve-args", default="", help="extra options for lmclassify serve, e.g. '--threads 1'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", help="default: bench/results/serve.json")
+    p.add_argument("--update", action="store_true", help="keep the other models' entries (and the soak, unless "
+                                                         "rerun) of the existing output; each entry keeps its own "
+                                                         "run's settings and load")
     p.add_argument("--naive-server", metavar="DIR", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -291,6 +294,17 @@ def main() -> None:
             entry["p99_lower_than_naive"] = bool(ours[best]["p99_ms"] and res["naive"]["p99_ms"]
                                                  and ours[best]["p99_ms"] < res["naive"]["p99_ms"])
         out["models"][key] = entry
+    previous = Path(a.output or RESULTS / "serve.json")
+    if a.update and previous.is_file():
+        old = json.loads(previous.read_text())
+        for key, entry in old.get("models", {}).items():
+            if key not in out["models"]:
+                out["models"][key] = {**entry, "from_previous_run": True, "load_average_at_start":
+                                      entry.get("load_average_at_start", old.get("load_average_at_start"))}
+        if a.soak <= 0 and "soak" in old:
+            out["soak"] = {**old["soak"], "from_previous_run": True}
+    for key in keys:
+        out["models"][key]["load_average_at_start"] = out["load_average_at_start"]
     ratios = {k: e["throughput_over_naive"] for k, e in out["models"].items() if "throughput_over_naive" in e}
     if ratios:
         out["throughput_over_naive"] = min(ratios.values())  # the worse of the two models: the honest figure
@@ -325,7 +339,9 @@ def report(out: dict) -> str:
     for e in out["models"].values():
         rows = [[c, r["texts_per_second"], r["requests_per_second"], ms(r["p50_ms"]), ms(r["p95_ms"]), ms(r["p99_ms"]),
                  r["errors"], round(r.get("peak_rss_mb", 0)), r["startup_seconds"]] for c, r in e["results"].items()]
-        lines += ["", f"### {e['what']}", "",
+        when = (" (from an earlier run, load average at start " + ", ".join(
+            f"{x:.1f}" for x in e["load_average_at_start"]) + ")") if e.get("from_previous_run") else ""
+        lines += ["", f"### {e['what']}{when}", "",
                   md_table(["server", "texts/s", "requests/s", "p50 ms", "p95 ms", "p99 ms", "errors", "peak RSS MB",
                             "start s"], rows)]
         if "throughput_over_naive" in e:
@@ -334,7 +350,8 @@ def report(out: dict) -> str:
                            f"p99 {lower} than the naive server's.")]
     if "soak" in out:
         s = out["soak"]
-        title = f"### Soak: lmclassify serve, {MODELS[s['model']]['what']}, {s['seconds']:.0f} s at full load"
+        title = f"### Soak: lmclassify serve, {MODELS[s['model']]['what']}, {s['seconds']:.0f} s at full load" + (
+            " (from an earlier run)" if s.get("from_previous_run") else "")
         lines += ["", title, "",
                   (f"RSS {s['rss_start_mb']:.0f} MB after warm-up -> {s['rss_end_mb']:.0f} MB at the end "
                    f"({100 * s['rss_growth']:+.2f} %); {s['texts_per_second']} texts/s, p99 {ms(s['p99_ms'])} ms, "

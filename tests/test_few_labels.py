@@ -80,7 +80,8 @@ def _mean_pooled(model_dir, texts) -> np.ndarray:
 
 
 def test_logistic_head_is_sklearn_on_frozen_mean_embeddings(tiny_bert_dir):
-    clf = TextClassifier(str(tiny_bert_dir), head="logistic", **FAST).fit(TEXTS, LABELS)
+    """With --embedding-norm none: the z-scored regression (the l2 default: see below)."""
+    clf = TextClassifier(str(tiny_bert_dir), head="logistic", embedding_norm="none", **FAST).fit(TEXTS, LABELS)
     assert clf.model_config_.train_layers == "head" and clf.model_config_.pooling == "mean"
     X = _mean_pooled(tiny_bert_dir, TEXTS)
     ref = LogisticRegression(max_iter=1000).fit(StandardScaler().fit_transform(X), LABELS)
@@ -99,7 +100,8 @@ def test_logistic_head_on_cls_folds_into_transformers(tiny_bert_dir, tmp_path):
     """Saved as an ordinary Linear: lmclassify.load and plain transformers' pipeline agree."""
     from transformers import pipeline
 
-    clf = TextClassifier(str(tiny_bert_dir), head="logistic", pooling="cls", logistic_c=10.0, **FAST)
+    clf = TextClassifier(str(tiny_bert_dir), head="logistic", pooling="cls", logistic_c=10.0, embedding_norm="none",
+                         **FAST)
     out = clf.fit(TEXTS, LABELS).save(tmp_path / "m")
     assert json.loads((out / "lmclassify.json").read_text())["transformers_compatible"]
     back = lmclassify.load(out, device="cpu")
@@ -107,6 +109,34 @@ def test_logistic_head_on_cls_folds_into_transformers(tiny_bert_dir, tmp_path):
     got = [r[0]["label"] for r in pipeline("text-classification", model=str(out), truncation=True,
                                            top_k=1)(TEXTS)]
     assert got == clf.predict(TEXTS)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_l2_embeddings_feed_the_regression_as_unit_vectors(tiny_bert_dir, tmp_path):
+    """--embedding-norm l2: the head sees unit vectors and the regression is scikit-learn's
+    on them, unscaled (no z-scoring); even on [CLS] the directory is sealed (transformers'
+    head cannot normalise) and lmclassify.load gives the same probabilities."""
+    from transformers import pipeline
+
+    from lmclassify.training.logistic_head import head_inputs
+
+    clf = TextClassifier(str(tiny_bert_dir), head="logistic", pooling="cls", embedding_norm="l2", **FAST)
+    clf.fit(TEXTS, LABELS)
+    X = head_inputs(clf.module_, clf._encode(TEXTS), clf.pad_id, clf.device_)
+    np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)
+    want = LogisticRegression(C=1.0, max_iter=1000).fit(X, np.asarray(clf.task_.encode_labels(LABELS)))
+    np.testing.assert_allclose(clf.predict_proba(TEXTS), want.predict_proba(X), atol=1e-4)
+    out = clf.save(tmp_path / "m")
+    assert not json.loads((out / "lmclassify.json").read_text())["transformers_compatible"]
+    with pytest.raises(ValueError):
+        pipeline("text-classification", model=str(out))
+    back = lmclassify.load(out, device="cpu")
+    assert back.module_.pooler.normalize
+    np.testing.assert_allclose(back.predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-6)
+    frozen = TextClassifier(str(tiny_bert_dir), head="logistic", **FAST).fit(TEXTS, LABELS)
+    assert frozen.model_config_.embedding_norm == "l2"  # auto: an encoder's logistic head reads unit vectors
+    plain = TextClassifier(str(tiny_bert_dir), epochs=1, **FAST).fit(TEXTS, LABELS)
+    assert plain.model_config_.embedding_norm == "none" and not plain.module_.pooler.normalize
 
 
 def test_setfit_pulls_classes_apart(tiny_bert_dir):
@@ -143,6 +173,7 @@ def test_setfit_cli_train_predict_evaluate_and_serve(tiny_bert_dir, tmp_path, ca
                  "--output", str(out)]) == 0
     cfg = json.loads((out / "training_config.json").read_text())
     assert cfg["train"]["method"] == "setfit" and cfg["model"]["head"] == "logistic"
+    assert cfg["model"]["embedding_norm"] == "l2"  # SetFit's head reads unit vectors
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 6  # 2 R N = 2 * 2 * 24 = 96 pairs, batch 16, one epoch
     capsys.readouterr()

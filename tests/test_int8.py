@@ -148,3 +148,56 @@ def test_fp32_stays_when_no_integer_kernel_wins(monkeypatch):
 def test_real_timing_check_returns_every_available_kernel():
     ms = int8_kernels.time_kernels({(64, 128): 2}, rows=32)
     assert set(ms) == {"fp32", *KERNELS} and all(v > 0 for v in ms.values())
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_layers_reading_one_input_quantize_it_once(kernel, tiny_llama_dir, monkeypatch):
+    """q/k/v read one tensor, gate/up another: 4 quantizations per Llama block, not 7, and
+    the same outputs as quantizing for every layer."""
+    from helpers import build_classifier
+    from lmclassify.models import int8
+
+    net, _, _ = build_classifier(tiny_llama_dir, {0: "a", 1: "b"})
+    quantize_int8(net, keep={id(m) for m in net.head.modules()}, kernel=kernel)  # as quantize() does
+    ids = torch.randint(3, 200, (3, 11))
+    mask = torch.ones_like(ids)
+    calls = []
+    prepare = BY_NAME[kernel].prepare
+    monkeypatch.setattr(BY_NAME[kernel], "prepare", staticmethod(lambda *a: calls.append(1) or prepare(*a)))
+    with torch.inference_mode():
+        shared = net(input_ids=ids, attention_mask=mask)
+    n = net.backbone.n_layers
+    # the last block of a last-token model projects queries for the last token only
+    assert len(calls) == 4 * n + net.fast_last
+    real = int8.quantized_input
+    monkeypatch.setattr(int8, "quantized_input", lambda x, k: (x.__dict__.pop(int8._MEMO, None), real(x, k))[1])
+    with torch.inference_mode():
+        assert torch.equal(net(input_ids=ids, attention_mask=mask), shared)
+    assert len(calls) == 4 * n + net.fast_last + 7 * n
+
+
+def test_an_input_changed_in_place_is_quantized_again():
+    torch.manual_seed(0)
+    lin = nn.Linear(32, 16)
+    q = Int8Linear.from_module(lin)
+    x = torch.randn(5, 32)
+    with torch.no_grad():
+        q(x)
+        x.mul_(3.0)
+        assert torch.equal(q(x), q(x.clone()))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_quantized_input_is_freed_with_its_quantization(kernel):
+    """The quantization rides on the input tensor; nothing it holds may keep the input alive."""
+    import gc
+    import weakref
+
+    q = Int8Linear.from_module(nn.Linear(32, 16), kernel=kernel)
+    with torch.inference_mode():
+        x = torch.randn(4, 8, 32)
+        q(x)
+        gone = weakref.ref(x)
+        del x
+    gc.collect()
+    assert gone() is None

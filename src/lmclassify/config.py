@@ -72,6 +72,11 @@ class ModelConfig:
                                     "OUTPUT/adapter/; the model itself is saved merged either way")
     pooling: str = opt("auto", "auto: last for decoders, cls for encoders (mean under --head logistic)",
                        choices=("auto", "last", "cls", "mean", "max", "attention"), applies=("sequence",))
+    embedding_norm: str = opt("auto", "l2: divide the pooled vector by its length before the head, as "
+                                      "sentence-transformers encoders (all-MiniLM-L6-v2) end; auto: l2 for an "
+                                      "encoder's logistic head (--head logistic, --method setfit: fitted on the "
+                                      "unit vectors as SetFit does), none otherwise",
+                              choices=("auto", "l2", "none"), applies=("sequence",))
     head: str = opt("linear", "mlp: Linear, GELU, dropout, Linear (lmclassify's own head); logistic: scikit-learn's "
                               "logistic regression on the pooled frozen features, saved as a Linear head "
                               "(implies --train-layers head unless --method setfit; single-label)",
@@ -142,6 +147,9 @@ class TrainConfig:
     feature_precision: str = opt("fp32", "int8: the frozen blocks compute the training split's cached states "
                                          "in int8 (CPU, ~2x faster cache); validation and test stay fp32, so "
                                          "the reported metrics are the saved model's", choices=("fp32", "int8"))
+    gradient_checkpointing: bool = opt(False, "keep only each trainable block's input and recompute the rest in "
+                                              "the backward pass: much less training memory when many blocks "
+                                              "train (LoRA or all), about a third more compute")
     eval_batch_size: int = opt(64, "texts per batch in evaluation and prediction", type=int)
     device: str = opt("auto", "auto, cpu, cuda, cuda:1, mps")
     compile: bool = opt(False, "torch.compile the training forward: worth its start-up cost on a GPU or a long run")
@@ -391,7 +399,7 @@ PRETRAIN_OPTIONS = {
     "data": ("recipe", "data", "train", "validation", "text_column", "split"),
     "train": ("epochs", "batch_size", "learning_rate", "weight_decay", "schedule", "warmup_ratio", "grad_accum",
               "max_grad_norm", "seed", "eval_every", "patience", "monitor", "keep_best", "eval_batch_size",
-              "device", "compile", "save_every", "report_to"),
+              "device", "compile", "gradient_checkpointing", "save_every", "report_to"),
 }
 
 

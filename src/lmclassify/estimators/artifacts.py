@@ -59,6 +59,8 @@ def transformers_gaps(est) -> list[str]:
         gaps.append(f"the {mc.head} head on '{module.pooler.kind}' pooling is lmclassify's")
     elif not module.own_head and module.pooler.kind != "last":
         gaps.append(f"pooling '{module.pooler.kind}' is not expressible in transformers (it reads the last token)")
+    if module.pooler.normalize and not gaps:
+        gaps.append("the pooled vector is L2-normalised before the head")
     if mc.head_bias and not module.own_head:
         gaps.append("the head has a bias, which transformers' *ForSequenceClassification drops on load")
     return gaps
@@ -70,7 +72,7 @@ def _fold(est) -> bool:
     module = est.module_
     if est.task_.network == TOKEN or est.task_.kind != "single" or not module.own_head or module.siamese:
         return False
-    if module.pooler.kind != "cls" or not isinstance(module.head, torch.nn.Linear):
+    if module.pooler.kind != "cls" or module.pooler.normalize or not isinstance(module.head, torch.nn.Linear):
         return False
     return fold_linear_head(module.hf, module.head.weight.detach().cpu(), module.head.bias.detach().cpu())
 
@@ -252,7 +254,8 @@ def restore(cls, directory: Path, device: torch.device):
     else:
         if mc.head_bias and own is None:
             _restore_head_bias(hf, directory)
-        module = SequenceClassifier(hf, mc.pooling, "head", head=own, siamese=siamese)
+        module = SequenceClassifier(hf, mc.pooling, "head", head=own, siamese=siamese,
+                                    normalize=mc.embedding_norm == "l2")
     extra = directory / EXTRA
     # lmclassify's own parameters: a learned pooling query, its own head, CRF transitions
     needed = [k for k in module.state_dict() if k.startswith(("pooler.", "crf."))

@@ -25,6 +25,7 @@ from ..config import DataConfig, ModelConfig, TrainConfig, check_options, fill_d
 from ..data.batching import Encoded
 from ..errors import LmClassifyError
 from ..models.adapters import lora_settings, merge_adapters
+from ..models.checkpointing import checkpoint_activations
 from ..models.load import build_network, model_family
 from ..models.resolve import DEFAULT_DECODER
 from ..tasks import TOKEN, Task
@@ -220,6 +221,8 @@ class LMEstimator(BaseEstimator):
         self._init_network(y)
         self.classes_ = task.classes
         self.module_.to(self.device_)
+        if tc.gradient_checkpointing:
+            checkpoint_activations(self.module_.hf)
         trainable, total = self.module_.parameter_counts()
         self.parameter_counts_ = {"trainable": trainable, "total": total}
 
@@ -292,8 +295,7 @@ class LMEstimator(BaseEstimator):
         the integer kernel this CPU runs fastest (``models/int8_kernels.py``). Where none
         beats fp32 the model stays fp32 and a one-line warning says so; ``int8_kernel_``
         records the choice. SmolLM2 on SMS spam: same labels as fp32 on 300/300 test texts."""
-        from ..models.int8 import layer_shapes, linear_targets, quantize_int8
-        from ..models.int8_kernels import choose_kernel
+        from ..models.int8 import kernel_for, linear_targets, quantize_int8
 
         self._check_fitted()
         if kind != "int8":
@@ -308,7 +310,7 @@ class LMEstimator(BaseEstimator):
         if not targets:
             raise LmClassifyError(f"int8: this {self.module_.hf.config.model_type} model has no linear layers "
                                   f"to quantize")
-        self.int8_kernel_ = choose_kernel(layer_shapes(targets))
+        self.int8_kernel_ = kernel_for(targets)
         if self.int8_kernel_.kernel is None:
             warnings.warn(f"int8: keeping fp32, {self.int8_kernel_.describe()}", stacklevel=2)
             return self

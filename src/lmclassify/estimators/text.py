@@ -71,7 +71,7 @@ class TextClassifier(LMEstimator):
 
     def _network_options(self, mc: ModelConfig) -> dict:
         return {"pooling": mc.pooling, "head": mc.head, "head_bias": mc.head_bias, "input_template": mc.input_template,
-                "siamese": self.pairs_ and mc.pair_mode == "siamese"}
+                "siamese": self.pairs_ and mc.pair_mode == "siamese", "embedding_norm": mc.embedding_norm}
 
     def _built(self, mc: ModelConfig) -> None:
         mc.pooling = self.module_.pooler.kind

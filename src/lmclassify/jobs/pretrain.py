@@ -27,6 +27,7 @@ from ..data.splits import split
 from ..errors import Interrupted, LmClassifyError
 from ..evaluation.metrics import MetricsLog, read_metrics_log
 from ..evaluation.plots import plot_training_curves
+from ..models.checkpointing import checkpoint_activations
 from ..models.language_model import load_language_model
 from ..models.load import family, load_config, load_tokenizer, position_limit
 from ..models.resolve import DEFAULT_ENCODER, resolve_model
@@ -126,6 +127,8 @@ def _run(run: RunDir, cfg: PretrainRunConfig, train_ex: Examples, val_ex: Option
         val_enc = task.encode(val_ex.texts, mc.max_length) if val_ex is not None and len(val_ex) else None
         device = pick_device(tc.device)
         net = load_language_model(path, causal, tc.seed).to(device)
+        if tc.gradient_checkpointing:
+            checkpoint_activations(net.hf)
         state = checkpoints.load() if resume else None
         if progress:
             sizes = f"train {len(train_enc)}" + (f", validation {len(val_enc)}" if val_enc else "")

@@ -44,7 +44,10 @@ def weight_scales(w: torch.Tensor, levels: int = 127) -> torch.Tensor:
 
 
 class IntMM:
-    """int8 x int8 -> int32 with ``torch._int_mm``: activations int8 per token."""
+    """int8 x int8 -> int32 with ``torch._int_mm``: activations int8 per token.
+
+    A kernel is used in two steps: ``prepare`` the activations (what layers reading the
+    same input can share: ``models/int8.py``), then ``kernel(prepared)`` per layer."""
 
     name = "int_mm"
 
@@ -53,9 +56,13 @@ class IntMM:
         self.qweight = torch.round(w / scale[:, None]).to(torch.int8).t()  # (in, out): a view, no copy
         self.wscale = scale
 
-    def __call__(self, x2: torch.Tensor, amax: torch.Tensor) -> torch.Tensor:
-        scale = amax / 127
-        q = x2.div(scale).round_().to(torch.int8)
+    @staticmethod
+    def prepare(x2: torch.Tensor, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(int8 rows, their scales); a multiply, not a divide: ~1.7x faster here."""
+        return torch.mul(x2, 127.0 / amax).round_().to(torch.int8), amax / 127
+
+    def __call__(self, prepared: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        q, scale = prepared
         return torch._int_mm(q, self.qweight).float().mul_(scale).mul_(self.wscale)
 
     @staticmethod
@@ -81,8 +88,14 @@ class Fbgemm:
                                             0, torch.qint8)
             self.packed = torch.ops.quantized.linear_prepack(qw, None)
 
-    def __call__(self, x2: torch.Tensor, amax: torch.Tensor) -> torch.Tensor:
-        return torch.ops.quantized.linear_dynamic(x2 / amax, self.packed, False).mul_(amax)
+    @staticmethod
+    def prepare(x2: torch.Tensor, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rows scaled to abs-max 1, their abs-max)."""
+        return torch.mul(x2, 1.0 / amax), amax
+
+    def __call__(self, prepared: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        unit, amax = prepared
+        return torch.ops.quantized.linear_dynamic(unit, self.packed, False).mul_(amax)
 
     @staticmethod
     def available() -> bool:
@@ -129,8 +142,9 @@ def time_kernels(shapes: dict[tuple[int, int], int], rows: int = TIMING_ROWS, re
         for name in names[1:]:
             try:
                 kernel = BY_NAME[name](w)
-                kernel(x, x.abs().amax(1, keepdim=True).clamp_(min=1e-8))  # warm-up; may raise
-                runs[name] = (lambda k: lambda: k(x, x.abs().amax(1, keepdim=True).clamp_(min=1e-8)))(kernel)
+                run = (lambda k: lambda: k(k.prepare(x, x.abs().amax(1, keepdim=True).clamp_(min=1e-8))))(kernel)
+                run()  # warm-up; may raise
+                runs[name] = run
             except Exception:  # a kernel this build or CPU cannot run is simply not a candidate
                 totals.pop(name, None)
                 continue

@@ -124,14 +124,15 @@ class Built:
 
 def build_network(network: str, model: str, id2label: dict[int, str], *, train_layers: Union[int, str] = 1,
                   pooling: str = "auto", head: str = "linear", head_bias: bool = False, crf: bool = False,
-                  siamese: bool = False, input_template: str = "auto",
+                  siamese: bool = False, input_template: str = "auto", embedding_norm: str = "none",
                   problem_type: Optional[str] = None, seed: Optional[int] = None,
                   lora: Optional[LoraSettings] = None) -> Built:
     """Load ``model`` with a fresh head for ``id2label`` (N(0, 0.02) init, seeded):
     a ``SequenceClassifier`` (one output per text) or a ``TokenTagger`` (per token).
     ``problem_type`` is transformers' name for the task, written into config.json.
     ``train_layers="lora"``: LoRA adapters (``lora``, default settings if None) on the top
-    blocks, ``models/adapters.py``."""
+    blocks, ``models/adapters.py``. ``embedding_norm="l2"``: unit-length pooled vectors
+    (anything else, e.g. an older directory's unresolved "auto": as they come)."""
     path = resolve_model(model)
     words = network == TOKEN
     tok = load_tokenizer(path, words=words)
@@ -178,7 +179,7 @@ def build_network(network: str, model: str, id2label: dict[int, str], *, train_l
         elif head_bias:
             add_head_bias(hf)
         net = SequenceClassifier(hf, default_pooling(config) if pooling == "auto" else pooling, train_layers,
-                                 head=own, siamese=siamese)
+                                 head=own, siamese=siamese, normalize=embedding_norm == "l2")
     if lora is not None:
         if seed is not None:
             torch.manual_seed(seed)  # the adapters' initialisation

@@ -50,15 +50,18 @@ class AttentionPool(nn.Module):
 
 
 class Pooler(nn.Module):
-    def __init__(self, kind: str, hidden_size: int):
+    """``normalize``: unit-length output (``--embedding-norm l2``), the last step of a
+    sentence-transformers encoder; no parameters, so nothing to save but the flag."""
+
+    def __init__(self, kind: str, hidden_size: int, normalize: bool = False):
         super().__init__()
         if kind not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {kind!r}")
         self.kind = kind
+        self.normalize = normalize
         self.attn = AttentionPool(hidden_size) if kind == "attention" else None
         self._fn = {"last": pool_last, "cls": pool_cls, "mean": pool_mean, "max": pool_max}.get(kind)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if self.attn is not None:
-            return self.attn(hidden, attention_mask)
-        return self._fn(hidden, attention_mask)
+        pooled = self.attn(hidden, attention_mask) if self.attn is not None else self._fn(hidden, attention_mask)
+        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled

@@ -31,10 +31,10 @@ class SequenceClassifier(FrozenPrefixModel):
     """
 
     def __init__(self, hf_model: nn.Module, pooling: str = "last", train_layers: Union[int, str] = 1,
-                 head: Optional[nn.Module] = None, siamese: bool = False):
+                 head: Optional[nn.Module] = None, siamese: bool = False, normalize: bool = False):
         super().__init__(hf_model, train_layers)
         hidden = hf_model.config.get_text_config().hidden_size
-        self.pooler = Pooler(pooling, hidden)
+        self.pooler = Pooler(pooling, hidden, normalize)
         self.own_head = head is not None
         self.head = head if head is not None else find_linear_head(hf_model)
         self.siamese = siamese

@@ -72,11 +72,10 @@ def build_features(model, enc: Encoded, pad_id: int, device: torch.device,
 
 def _int8_prefix(model):
     """An int8 copy of the frozen blocks, or ``model`` itself where fp32 is as fast."""
-    from ..models.int8 import int8_prefix_copy, layer_shapes, linear_targets
-    from ..models.int8_kernels import choose_kernel
+    from ..models.int8 import int8_prefix_copy, kernel_for, linear_targets
 
     frozen = list(model.backbone.layers)[:model.split]
-    choice = choose_kernel(layer_shapes([t for block in frozen for t in linear_targets(block)]))
+    choice = kernel_for([t for block in frozen for t in linear_targets(block)])
     return model if choice.kernel is None else int8_prefix_copy(model, choice.kernel)
 
 

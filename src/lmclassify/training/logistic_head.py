@@ -31,6 +31,7 @@ from torch import nn
 from ..config import ModelConfig, TrainConfig
 from ..data.batching import Encoded, iterate, sorted_batches
 from ..errors import LmClassifyError
+from ..inference.standardize import Standardizer  # the z-scoring `embed --standardize` applies
 from .device import autocast
 from .loop import FitResult, predict_logits
 
@@ -51,6 +52,13 @@ def method_defaults(mc: ModelConfig, tc: TrainConfig, task_kind: str, family: st
     family defaults fill the rest); returns the names filled. Encoders pool by mean: what
     sentence encoders (all-MiniLM-L6-v2) were trained to produce."""
     filled = []
+    if mc.embedding_norm == "auto":
+        # Unit sentence vectors, fitted as they are, beat z-scored ones for an encoder's
+        # logistic head, frozen or SetFit-tuned, at 8 and 64 per class on AG News, SST-2
+        # and TREC (bench/results/few_labels.md); decoders were not measured: left as they are.
+        logistic = tc.method == "setfit" or mc.head == LOGISTIC
+        mc.embedding_norm = "l2" if logistic and family == "encoder" else "none"
+        filled.append("embedding_norm")
     if tc.method == "setfit":
         if mc.head == "mlp":
             raise LmClassifyError("--method setfit ends in a logistic-regression head; use --head logistic, not mlp")
@@ -119,14 +127,18 @@ def fold_logistic(coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray, std
 
 
 def fit_regression(X: np.ndarray, y: np.ndarray, tc: TrainConfig, n_classes: int,
-                   class_weights: Optional[torch.Tensor] = None) -> tuple[np.ndarray, np.ndarray]:
+                   class_weights: Optional[torch.Tensor] = None, unit: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's multinomial ``LogisticRegression`` (L2, ``C = tc.logistic_c``) on the
-    features, z-scored first when ``tc.logistic_standardize``; returns the folded (W, b)."""
+    features, z-scored first when ``tc.logistic_standardize``; returns the folded (W, b).
+    ``unit``: the features are unit vectors (``--embedding-norm l2``), fitted as they are,
+    as SetFit does: z-scoring would give each a length of ~sqrt(D) again, and with 8
+    texts per class C=1 then barely regularises (AG News, 8 per class, 5 seeds: see
+    bench/results/few_labels.md)."""
     from sklearn.linear_model import LogisticRegression
 
-    if tc.logistic_standardize:
-        mean, std = X.mean(0), X.std(0)
-        std = np.where(std > 1e-8, std, 1.0)  # a constant feature: nothing to scale
+    if tc.logistic_standardize and not unit:
+        stats = Standardizer().fit(X)
+        mean, std = stats.mean_, stats.std_
     else:
         mean, std = np.zeros(X.shape[1]), np.ones(X.shape[1])
     weights = None if class_weights is None else {i: float(w) for i, w in enumerate(class_weights.tolist())}
@@ -160,7 +172,8 @@ def fit_logistic_head(model: nn.Module, task, train: Encoded, val: Optional[Enco
 
         result = train_contrastive(model, train, tc, pad_id, device, log=log, **loop)
     X = head_inputs(model, train, pad_id, device, tc.eval_batch_size)
-    W, b = fit_regression(X, np.asarray(train.labels), tc, len(task.classes), task.class_weights)
+    W, b = fit_regression(X, np.asarray(train.labels), tc, len(task.classes), task.class_weights,
+                          unit=model.pooler.normalize)
     set_linear(model.head, W, b)
     with torch.no_grad():
         logits = torch.as_tensor(X @ W.T + b, dtype=torch.float32)  # (N, C): the head on the same features
