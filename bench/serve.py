@@ -364,8 +364,8 @@ def report(out: dict) -> str:
 WHY = ("Where the difference comes from: the naive server makes one `pipeline` call per request (1-4 texts, "
        "padded together) in FastAPI's thread pool, up to 40 calls at once, each with torch's default threads, "
        "on the same cores: per-call overhead and threads preempting each other dominate. `lmclassify serve` "
-       "merges whatever is queued into one call of up to 64 texts in one worker thread (one torch thread per core "
-       "but one), in length-sorted forward passes of 16, so the cores do matrix products instead of waiting. "
+       "merges whatever is queued into one call of up to 64 texts in one worker thread (a torch thread per core), "
+       "in length-sorted forward passes of 16, so the cores do matrix products instead of waiting. "
        "Latency under 64 clients is queueing: about (texts in flight) / (texts per second).")
 
 
