@@ -83,8 +83,8 @@ def run(a: argparse.Namespace) -> int:
                         max_texts=a.max_texts, max_body_bytes=a.max_body_bytes, timeout_ms=a.timeout_ms,
                         api_key=_api_key(a.api_key_env), quantize=a.quantize).check()
     # Every core by default: on this project's 2-core machine, with the 64-client load generator
-    # on the same cores, int8 serving ran 1.25x (SmolLM2) and 1.28x (MiniLM) the texts/s of
-    # leaving one core to HTTP (bench/results/serve.md); the event loop needs little CPU.
+    # on the same cores, fp32 serving ran 1.6-1.7x and int8 1.1-1.15x the texts/s of leaving one
+    # core to HTTP (bench/serve.py, runs before and after the change); the event loop needs little CPU.
     threads = torch.get_num_threads() if a.threads is None else a.threads
     if threads < 1:
         raise LmClassifyError(f"--threads must be >= 1, not {threads}")

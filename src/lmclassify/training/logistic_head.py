@@ -52,7 +52,7 @@ def method_defaults(mc: ModelConfig, tc: TrainConfig, task_kind: str, family: st
     family defaults fill the rest); returns the names filled. Encoders pool by mean: what
     sentence encoders (all-MiniLM-L6-v2) were trained to produce."""
     filled = []
-    if mc.embedding_norm == "auto":
+    if mc.embedding_norm == "auto" and task_kind != "token":  # token models pool nothing: left unset
         # Unit sentence vectors, fitted as they are, beat z-scored ones for an encoder's
         # logistic head, frozen or SetFit-tuned, at 8 and 64 per class on AG News, SST-2
         # and TREC (bench/results/few_labels.md); decoders were not measured: left as they are.
