@@ -106,7 +106,6 @@ def child(recipe: str, index: int, n_train: int, n_test: int, epochs: int, max_l
             "train_texts": len(X), "test_texts": 0 if probe else len(Xt), "epochs": epochs, "max_length": max_length,
             "learning_rate": clf.train_config_.learning_rate, "test_accuracy": m["accuracy"],
             "test_f1_macro": m["f1_macro"], "train_seconds": clf.train_seconds_, "fit_seconds": fit_seconds,
-            "seconds_per_text_epoch": clf.train_seconds_ / (len(X) * epochs),
             "test_seconds": time.perf_counter() - t0, "trainable_parameters": clf.parameter_counts_["trainable"],
             "total_parameters": clf.parameter_counts_["total"], "feature_cache": clf.feature_cache_,
             "peak_rss_mb_training": train_rss, "peak_rss_mb": peak_rss_mb()}
