@@ -98,3 +98,28 @@ def test_recounting_does_not_warn_about_the_model_maximum(bert, capfd, caplog):
     assert enc.truncated == 1
     out = capfd.readouterr()
     assert "sequence length is longer" not in out.err + out.out + caplog.text
+
+
+def _padded(lengths, batches) -> int:
+    return sum(len(b) * int(lengths[b].max()) for b in batches)
+
+
+def test_sorted_batches_cut_where_padding_costs_least():
+    import numpy as np
+
+    from lmclassify.data.batching import sorted_batches
+
+    lengths = np.clip(np.exp(np.random.default_rng(0).normal(3.5, 0.7, 149)), 5, 256).astype(int)  # SMS-like
+    batches = sorted_batches(lengths, 32, budget=8192)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))  # every text once
+    assert list(lengths[flat]) == sorted(lengths, reverse=True)  # longest first
+    assert all(len(b) <= 32 and len(b) * lengths[b].max() <= 8192 for b in batches)
+    order = np.argsort(-lengths, kind="stable")
+    fixed = [order[i:i + 32] for i in range(0, len(order), 32)]
+    assert _padded(lengths, batches) < 0.85 * _padded(lengths, fixed)
+    # the cut is optimal: padding plus the per-batch overhead never beats fixed-size cuts
+    assert _padded(lengths, batches) + 32 * len(batches) <= _padded(lengths, fixed) + 32 * len(fixed)
+    # a text past the budget goes alone; equal lengths fill whole batches
+    assert [b.tolist() for b in sorted_batches(np.array([5, 300, 7, 7]), 8, budget=100)] == [[1], [2, 3, 0]]
+    assert sorted(len(b) for b in sorted_batches(np.full(10, 12), 4)) == [2, 4, 4]

@@ -31,7 +31,7 @@ from ..models.resolve import DEFAULT_DECODER
 from ..tasks import TOKEN, Task
 from ..training import distributed
 from ..training.device import pick_device
-from ..training.feature_cache import build_features
+from ..training.feature_cache import build_features, effective_precision
 from ..training.logistic_head import fit_logistic_head, method_defaults, uses_logistic_head
 from ..training.loop import FitResult, fit, predict_logits
 
@@ -166,6 +166,9 @@ class LMEstimator(BaseEstimator):
             self._encoded["validation"] = self._encode(*validation)
         self.truncated_ = {k: e.truncated for k, e in self._encoded.items()}
         self.feature_cache_ = bool(tc.feature_cache and self.module_.cacheable)
+        # what the run really does (int8 needs a CPU and a kernel that wins), as it is saved
+        tc.feature_precision = effective_precision(self.module_, tc.feature_precision, self.device_) \
+            if self.feature_cache_ else "fp32"
         if self.feature_cache_:
             for name, enc in self._encoded.items():
                 build_features(self.module_, enc, self.pad_id, self.device_, desc=f"cache {name}",

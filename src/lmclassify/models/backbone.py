@@ -9,6 +9,7 @@ token types), so no family's model code is copied here.
 from __future__ import annotations
 
 import contextlib
+import copy
 from typing import Iterator, Optional
 
 import torch
@@ -86,10 +87,44 @@ class Backbone:
         """All blocks: (B, T) ids -> (B, T, H) final hidden states."""
         return self.base(input_ids=input_ids, **self._kwargs(attention_mask)).last_hidden_state
 
-    def run_to(self, k: int, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Hidden states entering block k (after blocks 0..k-1): (B, T, H)."""
+    def run_to(self, k: int, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               prefix: Optional[object] = None) -> torch.Tensor:
+        """Hidden states entering block k (after blocks 0..k-1): (B, T, H). ``prefix``: keys
+        and values of tokens every row starts with (``prefix_cache``), left out of
+        ``input_ids``; a decoder then computes only the rest."""
         if k == 0:
             raise ValueError("run_to(0) is the embedding output; use a split point >= 1")
+        kw = self._kwargs(attention_mask)
+        if prefix is not None:
+            n, cache = prefix.get_seq_length(), copy.deepcopy(prefix)  # the cache grows: a copy per batch
+            cache.batch_repeat_interleave(input_ids.shape[0])
+            kw.update(attention_mask=torch.cat([attention_mask.new_ones(len(attention_mask), n), attention_mask], 1),
+                      position_ids=kw["position_ids"] + n, use_cache=True, **self._cache_kwarg(cache))
+        return self._captured(k, dict(input_ids=input_ids, **kw))
+
+    def prefix_cache(self, k: int, prefix_ids: torch.Tensor) -> tuple[torch.Tensor, object]:
+        """A decoder's states entering block k for a token prefix (P,) that many texts share,
+        (P, H), and the keys/values blocks 0..k-1 hold for it. Causal attention makes both
+        the same in every text that starts with it, so they are computed once."""
+        from transformers import DynamicCache
+
+        if self.encoder:
+            raise ValueError("an encoder's states depend on the whole text: no prefix is shared")
+        ids = prefix_ids.reshape(1, -1)
+        cache = DynamicCache(config=self.config)
+        h = self._captured(k, dict(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                   position_ids=torch.arange(ids.shape[1], device=ids.device)[None],
+                                   use_cache=True, **self._cache_kwarg(cache)))
+        return h[0], cache
+
+    def _cache_kwarg(self, cache) -> dict:
+        """transformers 5.x renames ``past_key_values`` to ``cache`` (the old name warns)."""
+        import inspect
+
+        return {"cache" if "cache" in inspect.signature(self.base.forward).parameters else "past_key_values": cache}
+
+    def _captured(self, k: int, inputs: dict) -> torch.Tensor:
+        """Run the model on ``inputs`` and return what block k-1 outputs, stopping there."""
         captured = {}
 
         def grab(_mod, _args, out):
@@ -98,7 +133,7 @@ class Backbone:
 
         handle = self.layers[k - 1].register_forward_hook(grab)
         try:
-            self.base(input_ids=input_ids, **self._kwargs(attention_mask))
+            self.base(**inputs)
         except _Stop:
             pass
         finally:
@@ -109,21 +144,8 @@ class Backbone:
         """Blocks k..j-1 on hidden states entering block k: the states entering block j."""
         if j <= k:
             return hidden
-        captured = {}
-
-        def grab(_mod, _args, out):
-            captured["h"] = out[0] if isinstance(out, tuple) else out
-            raise _Stop
-
-        handle = self.layers[j - 1].register_forward_hook(grab)
-        try:
-            with self._only_blocks_from(k, hidden):
-                self.base(inputs_embeds=hidden, **self._kwargs(attention_mask))
-        except _Stop:
-            pass
-        finally:
-            handle.remove()
-        return captured["h"]
+        with self._only_blocks_from(k, hidden):
+            return self._captured(j, dict(inputs_embeds=hidden, **self._kwargs(attention_mask)))
 
     def run_from(self, k: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Blocks k..end and the final norm on hidden states entering block k: (B, T, H)."""

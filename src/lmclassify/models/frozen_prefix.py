@@ -4,7 +4,7 @@ function, which is what lets the trainer cache its outputs (training/feature_cac
 """
 from __future__ import annotations
 
-from typing import Iterable, Union
+from typing import Iterable, Optional, Union
 
 import torch
 from torch import nn
@@ -79,6 +79,8 @@ class FrozenPrefixModel(nn.Module):
         return self.split > 0
 
     @torch.no_grad()  # not inference_mode: cached states feed autograd later
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Hidden states at the freeze boundary, (B, T, H); inputs to the trainable part."""
-        return self.backbone.run_to(self.split, input_ids, attention_mask)
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 prefix: Optional[object] = None) -> torch.Tensor:
+        """Hidden states at the freeze boundary, (B, T, H); inputs to the trainable part.
+        ``prefix``: a shared prefix's keys/values (``Backbone.prefix_cache``), not in ``input_ids``."""
+        return self.backbone.run_to(self.split, input_ids, attention_mask, prefix)

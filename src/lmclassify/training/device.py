@@ -1,5 +1,5 @@
 """Device choices in one place: bf16 autocast on GPUs only (on this CPU bf16 matmul is
-~400x slower than fp32), fused AdamW where CUDA has it."""
+~400x slower than fp32), fused AdamW on both."""
 from __future__ import annotations
 
 import contextlib

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.batching import Encoded, collate
+from ..data.batching import Encoded, collate, sorted_batches
 from ..paths import cache_root
 from .device import autocast
 from .faults import maybe_die
@@ -70,23 +70,36 @@ def build_features(model, enc: Encoded, pad_id: int, device: torch.device,
     return enc
 
 
-def _int8_prefix(model):
-    """An int8 copy of the frozen blocks, or ``model`` itself where fp32 is as fast."""
-    from ..models.int8 import int8_prefix_copy, kernel_for, linear_targets
+def effective_precision(model, precision: str, device: torch.device) -> str:
+    """What ``build_features(precision=...)`` really computes in: int8 only on a CPU where an
+    integer kernel beats fp32 on these blocks (what a run records it used)."""
+    return "int8" if precision == "int8" and device.type == "cpu" and _int8_kernel(model) is not None else "fp32"
+
+
+def _int8_kernel(model) -> Optional[str]:
+    from ..models.int8 import kernel_for, linear_targets
 
     frozen = list(model.backbone.layers)[:model.split]
-    choice = kernel_for([t for block in frozen for t in linear_targets(block)])
-    return model if choice.kernel is None else int8_prefix_copy(model, choice.kernel)
+    return kernel_for([t for block in frozen for t in linear_targets(block)]).kernel
+
+
+def _int8_prefix(model):
+    """An int8 copy of the frozen blocks, or ``model`` itself where fp32 is as fast."""
+    from ..models.int8 import int8_prefix_copy
+
+    kernel = _int8_kernel(model)
+    return model if kernel is None else int8_prefix_copy(model, kernel)
 
 
 def _states(model, input_ids: list[list[int]], pad_id: int, device: torch.device, tokens_per_batch: int,
             max_texts: int, desc: str, spill_dir: Optional[Path] = None, compute=None,
             tag: str = "") -> list[torch.Tensor]:
     """One unpadded (T_i, H) tensor per sequence: views into one flat buffer. ``compute``
-    (default ``model``) runs the frozen blocks; ``tag`` names its precision in the key."""
+    (default ``model``) runs the frozen blocks; ``tag`` names its precision in the key.
+    A decoder computes the tokens every sequence starts with (an instruct model's chat
+    frame, a BOS) once, in fp32, and each sequence only from there on."""
     compute = compute or model
-    side = Encoded(input_ids)
-    lengths = side.lengths
+    lengths = Encoded(input_ids).lengths
     hidden_size = model.hf.config.get_text_config().hidden_size
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     path = _memmap_path(model, input_ids, spill_dir, tag)
@@ -95,33 +108,47 @@ def _states(model, input_ids: list[list[int]], pad_id: int, device: torch.device
         flat = torch.from_numpy(np.memmap(path, dtype=np.float32, mode="c", shape=(int(offsets[-1]), hidden_size)))
     else:
         compute.eval()
-        batches = _token_budget_batches(lengths, tokens_per_batch, max_texts)
-        for idx in tqdm(batches, desc=desc, unit="batch", leave=False, disable=None):
-            b = collate(side, idx, pad_id, use_features=False)
+        n, head, cache = _prefix(model, input_ids, device)
+        for i in range(len(input_ids) if n else 0):
+            flat[offsets[i]:offsets[i] + n] = head
+        rest = Encoded([ids[n:] for ids in input_ids])
+        for idx in tqdm(sorted_batches(lengths - n, max_texts, budget=tokens_per_batch), desc=desc, unit="batch",
+                        leave=False, disable=None):
+            b = collate(rest, idx, pad_id, use_features=False)
             with autocast(device):
-                h = compute.features(b["input_ids"].to(device), b["attention_mask"].to(device)).float().cpu()
+                h = compute.features(b["input_ids"].to(device), b["attention_mask"].to(device), cache).float().cpu()
             for r, i in enumerate(idx):
-                flat[offsets[i]:offsets[i + 1]] = h[r, :lengths[i]]
+                flat[offsets[i] + n:offsets[i + 1]] = h[r, :lengths[i] - n]
             maybe_die("feature-cache")
         if spill is not None:
             _finish(*spill)
     return [flat[offsets[i]:offsets[i + 1]] for i in range(len(input_ids))]
 
 
-def _token_budget_batches(lengths: np.ndarray, budget: int, max_texts: int) -> list[np.ndarray]:
-    """Longest first, up to ``max_texts`` per batch within ``budget`` padded tokens. Small
-    batches of sorted texts keep padding near zero; CPU throughput is flat past ~8 texts."""
-    out, cur, cur_max = [], [], 0
-    for i in np.argsort(-lengths, kind="stable"):
-        m = max(cur_max, int(lengths[i]))
-        if cur and (m * (len(cur) + 1) > budget or len(cur) >= max_texts):
-            out.append(np.asarray(cur))
-            cur, m = [], int(lengths[i])
-        cur.append(i)
-        cur_max = m
-    if cur:
-        out.append(np.asarray(cur))
-    return out
+def _prefix(model, input_ids: list[list[int]], device: torch.device) -> tuple[int, Optional[torch.Tensor], object]:
+    """(n, states (n, H), keys/values) of the n tokens every sequence starts with, in fp32;
+    (0, None, None) for encoders, nothing shared, or a model whose forward takes no cache."""
+    n = 0 if model.backbone.encoder else shared_prefix(input_ids)
+    if not n:
+        return 0, None, None
+    try:
+        with torch.no_grad(), autocast(device):
+            head, cache = model.backbone.prefix_cache(model.split, torch.tensor(input_ids[0][:n], device=device))
+    except (TypeError, ValueError, AttributeError):  # an architecture without a key/value cache
+        return 0, None, None
+    return n, head.float().cpu(), cache
+
+
+def shared_prefix(input_ids: list[list[int]]) -> int:
+    """Tokens every sequence starts with, leaving each at least one of its own (0 for fewer
+    than two sequences: nothing to share)."""
+    if len(input_ids) < 2:
+        return 0
+    first, limit = input_ids[0], min(len(x) for x in input_ids) - 1
+    n = 0
+    while n < limit and all(x[n] == first[n] for x in input_ids):
+        n += 1
+    return n
 
 
 def _memmap_path(model, input_ids: list[list[int]], spill_dir: Optional[Path] = None, tag: str = "") -> Path:

@@ -74,7 +74,9 @@ def _optimizer(model, cfg: TrainConfig, device: torch.device) -> torch.optim.Opt
             (no_decay if p.ndim < 2 else decay).append(p)  # no decay on biases and norms
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.type == "cuda")
+    # fused: one kernel per step instead of ~11 passes over every tensor (4.6x faster on a
+    # CPU for the last block's 3.5M parameters, where the optimizer was a third of a step)
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.type in ("cuda", "cpu"))
 
 
 def total_steps(n_examples: int, cfg: TrainConfig) -> int:

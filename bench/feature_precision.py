@@ -1,0 +1,76 @@
+"""Does an int8 feature cache cost accuracy? The default decoder trained side by side with
+its frozen prefix's cached states computed in fp32 and in int8 (`--feature-precision`),
+same recipe, same seed, on the two recipes issue 14 names: SMS spam and SST-2. Validation
+and test always run the fp32 prefix (the saved model), so test accuracy is comparable.
+
+    python bench/feature_precision.py                       # sms-spam + sst2 (~25 min on 2 cores)
+    python bench/feature_precision.py --only sms-spam --seeds 123,1
+
+Each run is the real CLI in its own process (bench/tasks.py's child). Writes
+bench/results/feature_precision.json and feature_precision.md; the int8 cache may become
+the default only where test accuracy stays within 0.3 points of fp32.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import md_table, write_results  # noqa: E402
+from tasks import DECODER, DECODER_OPTIONS, _run  # noqa: E402
+
+RECIPES = ("sms-spam", "sst2")
+TOLERANCE = 0.003  # test accuracy int8 may lose and still be the default
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", help="comma-separated recipes (default: sms-spam,sst2)")
+    ap.add_argument("--seeds", default="123", help="comma-separated seeds, each run in both precisions")
+    ap.add_argument("--output", type=Path)
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    runs = []
+    for recipe in (a.only.split(",") if a.only else RECIPES):
+        for seed in a.seeds.split(","):
+            for precision in ("fp32", "int8"):  # alternating, so load drifts touch both
+                extra = [*DECODER_OPTIONS.get(recipe, []), "--seed", seed, "--feature-precision", precision]
+                r = _run(recipe, DECODER, extra)
+                runs.append({"recipe": recipe, "seed": int(seed), "precision": precision, **r})
+    summary = []
+    for recipe in dict.fromkeys(r["recipe"] for r in runs):
+        acc = {p: [r["splits"]["test"]["accuracy"] for r in runs if r["recipe"] == recipe and r["precision"] == p]
+               for p in ("fp32", "int8")}
+        secs = {p: [r["train_seconds"] for r in runs if r["recipe"] == recipe and r["precision"] == p]
+                for p in ("fp32", "int8")}
+        delta = statistics.mean(acc["int8"]) - statistics.mean(acc["fp32"])
+        summary.append({"recipe": recipe, "seeds": len(acc["fp32"]), "fp32_test_accuracy": statistics.mean(acc["fp32"]),
+                        "int8_test_accuracy": statistics.mean(acc["int8"]), "delta_points": round(100 * delta, 2),
+                        "within_tolerance": delta >= -TOLERANCE,
+                        "train_speedup": round(sum(secs["fp32"]) / sum(secs["int8"]), 2)})
+    out = {"model": DECODER, "tolerance_points": 100 * TOLERANCE, "runs": runs, "summary": summary,
+           "total_wall_seconds": round(time.perf_counter() - t0, 1)}
+    rows = [[r["recipe"], r["seed"], r["precision"], f"{100 * r['splits']['test']['accuracy']:.2f}",
+             f"{100 * r['splits']['validation']['accuracy']:.2f}", r["epochs"], r["train_seconds"], r["wall_seconds"]]
+            for r in runs]
+    table = (f"## Feature cache in fp32 vs int8, {DECODER} (last block trained), side by side\n\n"
+             + md_table(["recipe", "seed", "cache", "test acc %", "validation acc %", "epochs", "train s", "wall s"],
+                        rows)
+             + "\n\n" + md_table(["recipe", "seeds", "fp32 test %", "int8 test %", "int8 - fp32 (points)",
+                                  f"within {100 * TOLERANCE:.1f} points", "train speed-up (fp32 s / int8 s)"],
+                                 [[s["recipe"], s["seeds"], f"{100 * s['fp32_test_accuracy']:.2f}",
+                                   f"{100 * s['int8_test_accuracy']:.2f}", s["delta_points"],
+                                   "yes" if s["within_tolerance"] else "NO", s["train_speedup"]] for s in summary])
+             + "\n\nValidation and test run the fp32 prefix either way; only the training split's cached states "
+               "differ. SST-2: the 6,920 stsa train sentences, --max-length 64; SMS spam: the recipe's split "
+               "and options.")
+    path = write_results("feature_precision", out, table, a.output)
+    print(table)
+    print(f"\nwritten {path}")
+
+
+if __name__ == "__main__":
+    main()
