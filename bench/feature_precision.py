@@ -5,21 +5,25 @@ and test always run the fp32 prefix (the saved model), so test accuracy is compa
 
     python bench/feature_precision.py                       # sms-spam + sst2 (~25 min on 2 cores)
     python bench/feature_precision.py --only sms-spam --seeds 123,1
+    python bench/feature_precision.py --only sst2 --seeds 1,2 --update   # add runs to the JSON's
+    python bench/feature_precision.py --render --note "..."   # the table again from the JSON
 
 Each run is the real CLI in its own process (bench/tasks.py's child). Writes
 bench/results/feature_precision.json and feature_precision.md; the int8 cache may become
-the default only where test accuracy stays within 0.3 points of fp32.
+the default only where test accuracy stays within 0.3 points of fp32. Training speed is
+bench/speed.py's to measure (alone, side by side); the seconds here are only indicative.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import md_table, write_results  # noqa: E402
+from common import RESULTS, md_table, write_results  # noqa: E402
 from tasks import DECODER, DECODER_OPTIONS, _run  # noqa: E402
 
 RECIPES = ("sms-spam", "sst2")
@@ -31,9 +35,18 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated recipes (default: sms-spam,sst2)")
     ap.add_argument("--seeds", default="123", help="comma-separated seeds, each run in both precisions")
     ap.add_argument("--output", type=Path)
+    ap.add_argument("--render", action="store_true", help="rewrite the Markdown from the JSON, run nothing")
+    ap.add_argument("--update", action="store_true", help="keep the JSON's runs (and notes) and add these")
+    ap.add_argument("--note", action="append", default=[], help="a line to keep under the table")
     a = ap.parse_args()
+    previous = json.loads((a.output or RESULTS / "feature_precision.json").read_text()) \
+        if a.render or a.update else {}
+    if a.render:
+        previous.pop("machine", None)  # write_results adds the machine again
+        previous["notes"] = previous.get("notes", []) + a.note
+        return _write(previous, a.output)
     t0 = time.perf_counter()
-    runs = []
+    runs = list(previous.get("runs", []))
     for recipe in (a.only.split(",") if a.only else RECIPES):
         for seed in a.seeds.split(","):
             for precision in ("fp32", "int8"):  # alternating, so load drifts touch both
@@ -50,9 +63,15 @@ def main() -> None:
         summary.append({"recipe": recipe, "seeds": len(acc["fp32"]), "fp32_test_accuracy": statistics.mean(acc["fp32"]),
                         "int8_test_accuracy": statistics.mean(acc["int8"]), "delta_points": round(100 * delta, 2),
                         "within_tolerance": delta >= -TOLERANCE,
-                        "train_speedup": round(sum(secs["fp32"]) / sum(secs["int8"]), 2)})
+                        "train_seconds": {p: round(sum(v), 1) for p, v in secs.items()}})
     out = {"model": DECODER, "tolerance_points": 100 * TOLERANCE, "runs": runs, "summary": summary,
-           "total_wall_seconds": round(time.perf_counter() - t0, 1)}
+           "total_wall_seconds": round(time.perf_counter() - t0 + previous.get("total_wall_seconds", 0), 1),
+           "notes": previous.get("notes", []) + a.note}
+    _write(out, a.output)
+
+
+def _write(out: dict, output: Path | None) -> None:
+    runs, summary = out["runs"], out["summary"]
     rows = [[r["recipe"], r["seed"], r["precision"], f"{100 * r['splits']['test']['accuracy']:.2f}",
              f"{100 * r['splits']['validation']['accuracy']:.2f}", r["epochs"], r["train_seconds"], r["wall_seconds"]]
             for r in runs]
@@ -60,14 +79,15 @@ def main() -> None:
              + md_table(["recipe", "seed", "cache", "test acc %", "validation acc %", "epochs", "train s", "wall s"],
                         rows)
              + "\n\n" + md_table(["recipe", "seeds", "fp32 test %", "int8 test %", "int8 - fp32 (points)",
-                                  f"within {100 * TOLERANCE:.1f} points", "train speed-up (fp32 s / int8 s)"],
+                                  f"within {100 * TOLERANCE:.1f} points"],
                                  [[s["recipe"], s["seeds"], f"{100 * s['fp32_test_accuracy']:.2f}",
                                    f"{100 * s['int8_test_accuracy']:.2f}", s["delta_points"],
-                                   "yes" if s["within_tolerance"] else "NO", s["train_speedup"]] for s in summary])
+                                   "yes" if s["within_tolerance"] else "NO"] for s in summary])
              + "\n\nValidation and test run the fp32 prefix either way; only the training split's cached states "
                "differ. SST-2: the 6,920 stsa train sentences, --max-length 64; SMS spam: the recipe's split "
-               "and options.")
-    path = write_results("feature_precision", out, table, a.output)
+               "and options. Train seconds are indicative only (bench/speed.py measures speed)."
+             + "".join(f"\n\n{n}" for n in out.get("notes", [])))
+    path = write_results("feature_precision", out, table, output)
     print(table)
     print(f"\nwritten {path}")
 
