@@ -1,9 +1,10 @@
 """Side-by-side training speed on the SMS spam recipe (default decoder, same split, same
 frozen parameters, epochs, batch size and learning rate):
 
-1. lmclassify (defaults: feature cache, the chat frame's shared prefix computed once,
-   length-grouped batches), and with `--feature-precision int8` (the training split's
-   cache computed by an int8 copy of the frozen blocks);
+1. lmclassify with `--feature-precision fp32` (feature cache, the chat frame's shared
+   prefix computed once, length-grouped batches), and `lmclassify_int8_cache` (the
+   default for decoders since this stop: the training split's cache computed by an int8
+   copy of the frozen blocks);
 2. transformers Trainer (AutoModelForSequenceClassification, DataCollatorWithPadding,
    group_by_length);
 3. the book's loop (Raschka ch. 6) reimplemented faithfully: every text padded to the

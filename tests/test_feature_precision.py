@@ -55,3 +55,20 @@ def test_fit_with_int8_cache_reports_fp32_validation(tiny_llama_dir):
                            torch.device("cpu"))
     assert all(torch.equal(x, y) for x, y in zip(val.features, fresh.features))
     assert not any(isinstance(m, Int8Linear) for m in clf.module_.modules())
+
+
+@pytest.mark.parametrize("fixture, expected", [("tiny_llama_dir", "int8"), ("tiny_bert_dir", "fp32")])
+def test_default_is_int8_for_decoders_only_and_records_what_ran(request, fixture, expected, monkeypatch):
+    """Decoders default to an int8 cache (measured within 0.3 points of fp32); encoders were not
+    measured and stay fp32. The saved config holds what the run did: fp32 where no kernel wins."""
+    from lmclassify import TextClassifier
+
+    texts, labels = ["good film", "bad film", "great fun", "awful", "fine", "dull"] * 2, ["p", "n"] * 6
+    monkeypatch.setenv("LMCLASSIFY_INT8_KERNEL", "int_mm")
+    clf = TextClassifier(str(request.getfixturevalue(fixture)), epochs=1, batch_size=4, progress=False,
+                         device="cpu", train_layers=1).fit(texts, labels)
+    assert clf.train_config_.feature_precision == expected
+    monkeypatch.setenv("LMCLASSIFY_INT8_KERNEL", "fp32")  # no integer kernel: the run says fp32
+    clf = TextClassifier(str(request.getfixturevalue(fixture)), epochs=1, batch_size=4, progress=False,
+                         device="cpu", train_layers=1).fit(texts, labels)
+    assert clf.train_config_.feature_precision == "fp32"
