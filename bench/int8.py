@@ -1,6 +1,6 @@
 """What `--quantize int8` costs and gains, side by side with fp32 on the same trained model,
 for every integer kernel (``models/int8_kernels.py``) and for the one ``quantize()`` picks
-itself: test accuracy, label agreement with fp32 and prediction texts/s, for the default
+itself, and `--quantize bf16` (fp32 where the CPU lacks native bf16): test accuracy, label agreement with fp32 and prediction texts/s, for the default
 encoder (SST-2, TREC) and the default decoder (SMS spam), each trained with its recipe.
 
     python bench/int8.py                          # sst2, trec, sms-spam: trains each (~15 min alone)
@@ -32,7 +32,7 @@ from common import md_table, recipe_split, write_results  # noqa: E402
 # recipe -> (model, predict batch size); batch 8 on the decoder as in bench/speed.py
 CASES = {"sst2": ("minilm-l6", 64), "trec": ("minilm-l6", 64), "sms-spam": ("smollm2-135m", 8)}
 SEED = 123
-CONTENDERS = ("fp32", "int_mm", "fbgemm", "auto")
+CONTENDERS = ("fp32", "int_mm", "fbgemm", "auto", "bf16")
 AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
@@ -41,6 +41,12 @@ def _load(model_dir: Path, contender: str):
 
     if contender == "fp32":
         return TextClassifier.load(model_dir, device="cpu")
+    if contender == "bf16":  # chosen as --quantize bf16 chooses: fp32 where the CPU lacks native bf16
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return TextClassifier.load(model_dir, device="cpu", quantize="bf16")
     os.environ["LMCLASSIFY_INT8_KERNEL"] = contender
     try:
         return TextClassifier.load(model_dir, device="cpu", quantize="int8")
@@ -64,6 +70,7 @@ def run_case(recipe: str, model_dir: Path, batch: int) -> dict:
     gold = [str(y) for y in test.labels]
     clfs = {c: _load(model_dir, c) for c in CONTENDERS}
     chosen = clfs["auto"].int8_kernel_
+    bf16 = clfs["bf16"].bf16_choice_
     rates: dict = {c: [] for c in CONTENDERS}
     labels: dict = {}
     for clf in clfs.values():
@@ -79,6 +86,7 @@ def run_case(recipe: str, model_dir: Path, batch: int) -> dict:
     best = {c: max(r) for c, r in rates.items()}
     return {"recipe": recipe, "model_dir": str(model_dir), "batch_size": batch, "n_test": len(gold),
             "auto_kernel": chosen.kernel or "fp32", "auto_choice": chosen.describe(),
+            "bf16_ran": clfs["bf16"].quantized_ == "bf16", "bf16_choice": bf16.describe(),
             "accuracy": {c: acc(labels[c]) for c in CONTENDERS},
             "label_agreement": {c: agree(labels[c]) for c in CONTENDERS},
             "texts_per_second": best, "over_fp32": {c: best[c] / best["fp32"] for c in CONTENDERS},
@@ -100,7 +108,9 @@ def _rows(results: list[dict], isa: str) -> list[list]:
     rows = []
     for r in results:
         for c in CONTENDERS:
-            rows.append([isa, r["recipe"], c if c != "auto" else f"auto -> {r['auto_kernel']}", r["n_test"],
+            name = {"auto": f"auto -> {r['auto_kernel']}",
+                    "bf16": "--quantize bf16" + ("" if r.get("bf16_ran", True) else " -> fp32")}.get(c, c)
+            rows.append([isa, r["recipe"], name, r["n_test"],
                          f"{100 * r['accuracy'][c]:.2f}", f"{100 * r['label_agreement'][c]:.1f}",
                          round(r["texts_per_second"][c], 1), round(r["over_fp32"][c], 2)])
     return rows

@@ -2,9 +2,10 @@
 frozen parameters, epochs, batch size and learning rate):
 
 1. lmclassify with `--feature-precision fp32` (feature cache, the chat frame's shared
-   prefix computed once, length-grouped batches), and `lmclassify_int8_cache` (the
-   default for decoders since this stop: the training split's cache computed by an int8
-   copy of the frozen blocks);
+   prefix computed once, length-grouped batches), `lmclassify_int8_cache` (the default
+   for decoders: the training split's cache computed by an int8 copy of the frozen
+   blocks) and `lmclassify_bf16_cache` (that cache under CPU bf16 autocast, where the CPU
+   does bf16 natively: AMX);
 2. transformers Trainer (AutoModelForSequenceClassification, DataCollatorWithPadding,
    group_by_length);
 3. the book's loop (Raschka ch. 6) reimplemented faithfully: every text padded to the
@@ -89,6 +90,12 @@ def contender_lmclassify(epochs: int, feature_precision: str = "fp32") -> dict:
 def contender_lmclassify_int8_cache(epochs: int) -> dict:
     """lmclassify with --feature-precision int8: the training split's cache in int8."""
     return contender_lmclassify(epochs, "int8")
+
+
+def contender_lmclassify_bf16_cache(epochs: int) -> dict:
+    """lmclassify with --feature-precision bf16: the training split's cache under CPU bf16
+    autocast (fp32 where the CPU lacks native bf16: the record says which ran)."""
+    return contender_lmclassify(epochs, "bf16")
 
 
 def _inference(clf, test) -> dict:
@@ -229,7 +236,7 @@ def floor_seconds(res: dict, epochs: int, gflops: float) -> float:
     return flops / (gflops * 1e9)
 
 
-CONTENDERS = ("lmclassify", "lmclassify_int8_cache", "hf_trainer", "book_loop")
+CONTENDERS = ("lmclassify", "lmclassify_int8_cache", "lmclassify_bf16_cache", "hf_trainer", "book_loop")
 
 
 def main() -> None:
@@ -257,7 +264,7 @@ def main() -> None:
             res["by_epochs"].setdefault(str(e), {})[name] = run_child(
                 Path(__file__), ["--contender", name, "--epochs", str(e)], timeout=4 * 3600)
             print(f"  {res['by_epochs'][str(e)][name]}", flush=True)
-            summarise(res, gf)  # partial results survive an interrupted run
+            summarise(res, gf, a.output)  # partial results survive an interrupted run
     if "scaling" in names:
         print("running scaling ...", flush=True)
         res["scaling"] = run_child(Path(__file__), ["--contender", "scaling", "--scaling-sizes", a.scaling_sizes],
@@ -276,7 +283,7 @@ def summarise(res: dict, gf: float, output: Path | None = None) -> None:
                 r["tokens_per_second"] = r["train_tokens"] * int(e) / r["train_seconds"]
                 rows.append([e, name, round(r["train_seconds"], 1), round(100 * r["test_accuracy"], 2),
                              round(r["peak_rss_mb"]), round(r["tokens_per_second"])])
-        for ours in ("lmclassify", "lmclassify_int8_cache"):
+        for ours in ("lmclassify", "lmclassify_int8_cache", "lmclassify_bf16_cache"):
             if ours not in by:
                 continue
             r = by[ours]

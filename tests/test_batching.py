@@ -123,3 +123,12 @@ def test_sorted_batches_cut_where_padding_costs_least():
     # a text past the budget goes alone; equal lengths fill whole batches
     assert [b.tolist() for b in sorted_batches(np.array([5, 300, 7, 7]), 8, budget=100)] == [[1], [2, 3, 0]]
     assert sorted(len(b) for b in sorted_batches(np.full(10, 12), 4)) == [2, 4, 4]
+
+
+def test_rows_picks_examples_and_refuses_windows():
+    enc = Encoded([[1, 2], [3], [4, 5, 6]], labels=[0, 1, 0], pair_ids=[[7], [8], [9]])
+    sub = enc.rows([2, 0])
+    assert sub.input_ids == [[4, 5, 6], [1, 2]] and sub.labels == [0, 0] and sub.pair_ids == [[9], [7]]
+    windowed = Encoded([[1], [2]], windows=object())
+    with pytest.raises(ValueError, match="windows"):
+        windowed.rows([0])

@@ -192,12 +192,44 @@ def test_int8_replaces_every_layer_but_the_head(request, fixture, kernel, tmp_pa
     suffix = {"tiny_llama_dir": "mlp.down_proj", "tiny_bert_dir": "output.dense", "tiny_gpt2_dir": "mlp.c_proj"}
     assert len(exact) == clf.module_.backbone.n_layers
     assert all(n.endswith(suffix[fixture]) and "attention" not in n for n in exact)
+    # every block's layers compute their largest input columns in fp32 (found on the
+    # calibration texts); only transformers' own head, unused beside ours, has none
+    without = sorted(n for n, m in int8.items() if m.columns is None)
+    assert without == (["hf.classifier"] if fixture == "tiny_bert_dir" else [])
     after = clf.predict_proba(texts)
     assert abs(after - before).max() < 0.05
     assert (clf.quantize("int8").predict_proba(texts) == after).all()  # quantizing twice changes nothing
     with pytest.raises(LmClassifyError, match="inference only"):
         clf.save(tmp_path / "q")
     assert not (tmp_path / "q").exists()
+
+
+def test_int8_gives_near_ties_a_second_look_in_fp32(tiny_llama_dir, monkeypatch):
+    """Texts whose top-two margin int8 leaves within ``recheck_margin_`` run in the kept fp32
+    network: with a margin nothing escapes, int8 answers exactly as fp32; recheck=False keeps none."""
+    import torch
+
+    from lmclassify import TextClassifier
+
+    monkeypatch.setenv("LMCLASSIFY_INT8_KERNEL", "int_mm")
+    texts, labels = ["good film", "bad film", "great fun", "awful", "so so", "meh"] * 3, ["p", "n", "p"] * 6
+    clf = TextClassifier(str(tiny_llama_dir), epochs=1, batch_size=8, progress=False, device="cpu")
+    clf.fit(texts, labels)
+    fp32 = clf.decision_function(texts)
+    plain = TextClassifier(str(tiny_llama_dir), epochs=1, batch_size=8, progress=False, device="cpu")
+    plain.fit(texts, labels)
+    plain.quantize("int8", recheck=False)
+    assert plain.quantized_ == "int8" and not hasattr(plain, "exact_module_")
+    clf.quantize("int8")
+    assert clf.quantized_ == "int8" and 0 < clf.recheck_margin_ < float("inf")
+    assert all(type(m) is torch.nn.Linear for m in clf.exact_module_.modules() if "Linear" in type(m).__name__)
+    calls = []
+    real = clf.task_.margins
+    monkeypatch.setattr(clf.task_, "margins", lambda logits: calls.append(1) or real(logits))
+    clf.recheck_margin_ = float("inf")  # every text is a near-tie: all of them run in fp32
+    assert torch.allclose(clf.decision_function(texts), fp32, atol=1e-5) and calls
+    clf.recheck_margin_ = 0.0  # none is: the int8 network answers alone
+    assert not torch.allclose(clf.decision_function(texts), fp32, atol=1e-5)
 
 
 def test_int8_stays_fp32_with_one_line_when_no_kernel_wins(tiny_bert_dir, monkeypatch):
@@ -211,7 +243,72 @@ def test_int8_stays_fp32_with_one_line_when_no_kernel_wins(tiny_bert_dir, monkey
     with pytest.warns(UserWarning, match="int8: keeping fp32") as caught:
         clf.quantize("int8")
     assert len(caught) == 1 and "\n" not in str(caught[0].message)
-    assert not clf._is_int8() and (clf.predict_proba(texts) == before).all()
+    assert clf.quantized_ is None and (clf.predict_proba(texts) == before).all()
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_bert_dir", "tiny_gpt2_dir"])
+def test_bf16_runs_every_layer_but_the_head_in_bf16(request, fixture, tmp_path, monkeypatch):
+    """--quantize bf16 (forced here: this CPU may lack native bf16): bf16 weights in every
+    linear layer but the head, run under CPU autocast, close to fp32; one precision per model."""
+    import torch
+
+    from lmclassify import LmClassifyError, TextClassifier
+    from lmclassify.cli import main
+
+    monkeypatch.setenv("LMCLASSIFY_BF16", "bf16")
+    clf = TextClassifier(str(request.getfixturevalue(fixture)), epochs=1, batch_size=8, progress=False,
+                         device="cpu")
+    texts, labels = ["good film", "bad film", "great fun", "awful"] * 4, ["pos", "neg", "pos", "neg"] * 4
+    clf.fit(texts, labels)
+    before = clf.predict_proba(texts)
+    assert clf.quantize("bf16") is clf and clf.quantized_ == "bf16" and clf.bf16_choice_.kernel == "bf16"
+    head = {id(p) for p in clf.module_.head.parameters()}
+    dtypes = {p.dtype for p in clf.module_.parameters() if id(p) not in head and p.ndim == 2
+              and p.shape[0] != clf.module_.hf.config.vocab_size}  # embeddings and tables stay fp32
+    assert torch.bfloat16 in dtypes
+    assert all(p.dtype == torch.float32 for p in clf.module_.head.parameters())
+    after = clf.predict_proba(texts)
+    assert after.dtype == before.dtype and abs(after - before).max() < 0.05
+    assert (clf.quantize("bf16").predict_proba(texts) == after).all()
+    from lmclassify.serve.schemas import describe
+
+    info = describe("m", clf)  # GET /v1/models says what runs
+    assert info["quantize"] == "bf16" and info["int8_kernel"] is None
+    with pytest.raises(LmClassifyError, match="already runs in bf16"):
+        clf.quantize("int8")
+    with pytest.raises(LmClassifyError, match="bf16 model is for inference only"):
+        clf.save(tmp_path / "q")
+    clf2 = TextClassifier(str(request.getfixturevalue(fixture)), epochs=1, batch_size=8, progress=False,
+                          device="cpu").fit(texts, labels)
+    out = tmp_path / "m"
+    clf2.save(out)
+    assert main(["evaluate", str(out), "--data", str(_texts_csv(tmp_path, texts, labels)), "--quantize", "bf16",
+                 "--output", str(tmp_path / "b.json")]) == 0
+    assert json.loads((tmp_path / "b.json").read_text())["n"] == len(texts)
+
+
+def _texts_csv(tmp_path, texts, labels):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in zip(texts, labels)), encoding="utf-8")
+    return path
+
+
+def test_bf16_stays_fp32_with_one_line_where_the_cpu_lacks_it(tiny_bert_dir, monkeypatch):
+    from lmclassify import TextClassifier
+    from lmclassify.models import int8_kernels
+
+    clf = TextClassifier(str(tiny_bert_dir), epochs=1, batch_size=8, progress=False, device="cpu")
+    texts, labels = ["good film", "bad film"] * 4, ["pos", "neg"] * 4
+    clf.fit(texts, labels)
+    before = clf.predict_proba(texts)
+    monkeypatch.delenv("LMCLASSIFY_BF16", raising=False)
+    info = int8_kernels.machine_info()
+    monkeypatch.setattr(int8_kernels, "machine_info", lambda: {**info, "flags": ["avx2"]})
+    monkeypatch.setattr(int8_kernels, "time_kernels", lambda *a, **k: pytest.fail("a CPU without bf16 is not timed"))
+    with pytest.warns(UserWarning, match="bf16: keeping fp32") as caught:
+        clf.quantize("bf16")
+    assert len(caught) == 1 and "\n" not in str(caught[0].message) and "amx_bf16" in str(caught[0].message)
+    assert clf.quantized_ is None and (clf.predict_proba(texts) == before).all()
 
 
 def test_zero_shot_scores_next_token_probabilities(tiny_llama_dir):

@@ -1,5 +1,5 @@
-"""--feature-precision int8: an int8 copy of the frozen blocks computes the training split's
-cached states; the network itself, validation and test stay fp32."""
+"""--feature-precision int8 (or bf16): an int8 copy of the frozen blocks (or CPU autocast)
+computes the training split's cached states; the network itself, validation and test stay fp32."""
 import pytest
 import torch
 
@@ -58,17 +58,53 @@ def test_fit_with_int8_cache_reports_fp32_validation(tiny_llama_dir):
 
 
 @pytest.mark.parametrize("fixture, expected", [("tiny_llama_dir", "int8"), ("tiny_bert_dir", "fp32")])
-def test_default_is_int8_for_decoders_only_and_records_what_ran(request, fixture, expected, monkeypatch):
-    """Decoders default to an int8 cache (measured within 0.3 points of fp32); encoders were not
-    measured and stay fp32. The saved config holds what the run did: fp32 where no kernel wins."""
+def test_default_is_auto_for_decoders_only_and_records_what_ran(request, fixture, expected, monkeypatch):
+    """Decoders default to the faster of an int8 and a bf16 cache (both measured within 0.3
+    points of fp32); encoders were not measured and stay fp32. The saved config holds what
+    the run did: int8 where only an integer kernel wins, bf16 where only bf16 does, fp32
+    where neither does."""
     from lmclassify import TextClassifier
 
     texts, labels = ["good film", "bad film", "great fun", "awful", "fine", "dull"] * 2, ["p", "n"] * 6
-    monkeypatch.setenv("LMCLASSIFY_INT8_KERNEL", "int_mm")
-    clf = TextClassifier(str(request.getfixturevalue(fixture)), epochs=1, batch_size=4, progress=False,
-                         device="cpu", train_layers=1).fit(texts, labels)
-    assert clf.train_config_.feature_precision == expected
-    monkeypatch.setenv("LMCLASSIFY_INT8_KERNEL", "fp32")  # no integer kernel: the run says fp32
-    clf = TextClassifier(str(request.getfixturevalue(fixture)), epochs=1, batch_size=4, progress=False,
-                         device="cpu", train_layers=1).fit(texts, labels)
-    assert clf.train_config_.feature_precision == "fp32"
+
+    def ran(int8: str, bf16: str) -> str:
+        monkeypatch.setenv("LMCLASSIFY_INT8_KERNEL", int8)
+        monkeypatch.setenv("LMCLASSIFY_BF16", bf16)
+        clf = TextClassifier(str(request.getfixturevalue(fixture)), epochs=1, batch_size=4, progress=False,
+                             device="cpu", train_layers=1).fit(texts, labels)
+        return clf.train_config_.feature_precision
+
+    assert ran("int_mm", "fp32") == expected
+    assert ran("fp32", "bf16") == ("bf16" if expected != "fp32" else "fp32")
+    assert ran("fp32", "fp32") == "fp32"  # nothing beats fp32: the run says fp32
+
+
+@pytest.mark.parametrize("fixture", ["tiny_chat_llama_dir", "tiny_bert_dir", "tiny_gpt2_dir"])
+def test_bf16_states_track_fp32_where_the_cpu_does_bf16(request, fixture, monkeypatch):
+    """--feature-precision bf16 (forced here: this CPU may lack native bf16) runs the frozen
+    blocks under CPU autocast; the chat frame's shared prefix stays fp32 and mixes with it."""
+    clf, tok, _ = build_classifier(str(request.getfixturevalue(fixture)), {0: "a", 1: "b"}, 1, seed=0)
+    fp32 = build_features(clf, encode(tok, TEXTS, [0, 1, 0, 1], 64), tok.pad_token_id, torch.device("cpu"))
+    monkeypatch.setenv("LMCLASSIFY_BF16", "bf16")
+    bf16 = build_features(clf, encode(tok, TEXTS, [0, 1, 0, 1], 64), tok.pad_token_id, torch.device("cpu"),
+                          precision="bf16")
+    for a, b in zip(fp32.features, bf16.features):
+        assert a.shape == b.shape and b.dtype == torch.float32
+        assert ((a - b).abs().max() / a.abs().max()).item() < 0.05
+    assert any(not torch.equal(a, b) for a, b in zip(fp32.features, bf16.features))  # really bf16
+    assert all(p.dtype == torch.float32 for p in clf.parameters())  # the network is untouched
+    monkeypatch.setenv("LMCLASSIFY_BF16", "fp32")  # bf16 not faster here: the cache is fp32
+    again = build_features(clf, encode(tok, TEXTS, [0, 1, 0, 1], 64), tok.pad_token_id, torch.device("cpu"),
+                           precision="bf16")
+    assert all(torch.equal(a, b) for a, b in zip(fp32.features, again.features))
+
+
+def test_fit_records_bf16_only_where_it_ran(tiny_llama_dir, monkeypatch):
+    from lmclassify import TextClassifier
+
+    texts, labels = ["good film", "bad film", "great fun", "awful", "fine", "dull"] * 2, ["p", "n"] * 6
+    for env, expected in (("bf16", "bf16"), ("fp32", "fp32")):
+        monkeypatch.setenv("LMCLASSIFY_BF16", env)
+        clf = TextClassifier(str(tiny_llama_dir), epochs=1, batch_size=4, progress=False, device="cpu",
+                             feature_precision="bf16").fit(texts, labels)
+        assert clf.train_config_.feature_precision == expected

@@ -5,7 +5,8 @@ from torch import nn
 
 from lmclassify.errors import LmClassifyError
 from lmclassify.models import int8_kernels
-from lmclassify.models.int8 import OUTLIER_RATIO, Int8Linear, layer_shapes, linear_targets, quantize_int8
+from lmclassify.models.int8 import (OUTLIER_RATIO, Int8Linear, layer_shapes, linear_targets, outlier_columns,
+                                    quantize_int8)
 from lmclassify.models.int8_kernels import BY_NAME, choose_kernel
 
 KERNELS = [k for k, cls in BY_NAME.items() if cls.available()]
@@ -68,6 +69,40 @@ def test_massive_activation_rows_are_exact_and_do_not_hurt_the_others(kernel):
     assert torch.equal(exact(x), plain(x))
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_exact_columns_keep_an_outlier_channel_from_costing_the_rest(kernel):
+    """A channel ~100x the others in every token sets every token's scale; computed in fp32
+    beside the int8 matmul, it no longer does. With ``_int_mm`` a row's result does not
+    depend on its batch (FBGEMM's shared activation scale still moves it a little)."""
+    torch.manual_seed(0)
+    lin = nn.Linear(128, 48).requires_grad_(False)
+    x = torch.randn(40, 128)
+    x[:, [5, 77]] *= 100.0
+    ref = lin(x)
+    plain = Int8Linear.from_module(lin, kernel=kernel)
+    exact = Int8Linear.from_module(lin, kernel=kernel, columns=torch.tensor([77, 5]))
+    err_plain = float((plain(x) - ref).abs().mean())
+    err_exact = float((exact(x) - ref).abs().mean())
+    assert err_exact < err_plain / 10
+    assert _rel_err(exact(x), ref) < 0.01
+    assert torch.allclose(exact(x[3:4]), exact(x)[3:4], atol=1e-5 if kernel == "int_mm" else 0.05)
+    assert "exact_columns=2" in repr(exact)
+
+
+def test_outlier_columns_are_the_inputs_calibration_finds_largest():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 96), nn.ReLU(), nn.Linear(96, 8))
+    unused = nn.Linear(64, 64)
+    x = torch.randn(30, 64)
+    x[:, 3] *= 50.0
+    x[::7, 17] = 400.0  # large in a few tokens only: still an outlier column
+    cols = outlier_columns([model[0], model[2], unused], lambda: model(x))
+    assert set(cols) == {id(model[0]), id(model[2])}  # a layer calibration never reached gets none
+    assert len(cols[id(model[0])]) == 64 // 16 and {3, 17} <= set(cols[id(model[0])].tolist())
+    assert len(cols[id(model[2])]) == 96 // 16
+    assert not model[0]._forward_pre_hooks  # the calibration hooks are gone
+
+
 def test_quantize_int8_skips_kept_modules_and_counts():
     model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 8), nn.Linear(8, 2))
     head = model[3]
@@ -97,7 +132,7 @@ def test_env_forces_a_kernel_or_fp32(monkeypatch):
 def _fake_timings(monkeypatch, ms: dict) -> list:
     calls = []
 
-    def fake(shapes, rows=int8_kernels.TIMING_ROWS):
+    def fake(shapes, rows=int8_kernels.TIMING_ROWS, **_):
         calls.append(shapes)
         return dict(ms)
 
@@ -170,7 +205,7 @@ def test_layers_reading_one_input_quantize_it_once(kernel, tiny_llama_dir, monke
     # the last block of a last-token model projects queries for the last token only
     assert len(calls) == 4 * n + net.fast_last
     real = int8.quantized_input
-    monkeypatch.setattr(int8, "quantized_input", lambda x, k: (x.__dict__.pop(int8._MEMO, None), real(x, k))[1])
+    monkeypatch.setattr(int8, "quantized_input", lambda x, *a: (x.__dict__.pop(int8._MEMO, None), real(x, *a))[1])
     with torch.inference_mode():
         assert torch.equal(net(input_ids=ids, attention_mask=mask), shared)
     assert len(calls) == 4 * n + net.fast_last + 7 * n

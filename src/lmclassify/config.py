@@ -146,11 +146,14 @@ class TrainConfig:
     feature_cache: bool = opt(True, "cache the frozen blocks' outputs once instead of every epoch")
     feature_precision: Optional[str] = opt(None, "int8: the frozen blocks compute the training split's cached "
                                                  "states in int8 (CPU; 2.5x faster on SMS spam's training split; "
-                                                 "fp32 where no int8 kernel wins); validation and test stay fp32, "
-                                                 "so the reported metrics are the saved model's. Default: int8 for "
-                                                 "decoders (SMS spam +0.33 points, SST-2 +0.04 over 3 seeds vs "
-                                                 "fp32: bench/results/feature_precision.md), fp32 otherwise",
-                                           choices=("fp32", "int8"))
+                                                 "fp32 where no int8 kernel wins). bf16: under CPU autocast, where "
+                                                 "the CPU does bf16 natively (AMX). auto: the faster of the two on "
+                                                 "this CPU (timed once), fp32 where neither beats it or on a GPU. "
+                                                 "Validation and test stay fp32, so the reported metrics are the "
+                                                 "saved model's. Default: auto for decoders (int8: SMS spam +0.33 "
+                                                 "points, SST-2 +0.04 over 3 seeds; bf16: 0.00 and -0.05, one seed: "
+                                                 "bench/results/feature_precision*.md), fp32 otherwise",
+                                           choices=("fp32", "int8", "bf16", "auto"))
     gradient_checkpointing: bool = opt(False, "keep only each trainable block's input and recompute the rest in "
                                               "the backward pass: much less training memory when many blocks "
                                               "train (LoRA or all), about a third more compute")
@@ -183,7 +186,7 @@ class TrainConfig:
 FAMILY_DEFAULTS: dict[tuple[str, str], dict] = {
     ("sequence", "decoder"): {"train_layers": 1, "max_length": 256, "epochs": 5, "batch_size": 8,
                               "learning_rate": 5e-5, "weight_decay": 0.1, "schedule": "constant", "warmup_ratio": 0.0,
-                              "feature_precision": "int8"},
+                              "feature_precision": "auto"},
     ("sequence", "encoder"): {"train_layers": "auto", "max_length": 256, "epochs": 3, "batch_size": 32,
                               "learning_rate": 1e-4, "weight_decay": 0.01, "schedule": "linear", "warmup_ratio": 0.1},
     ("token", "encoder"): {"train_layers": 2, "max_length": 128, "epochs": 3, "batch_size": 16,
@@ -206,7 +209,7 @@ def fill_defaults(mc: ModelConfig, tc: TrainConfig, network: str, family: str) -
         if getattr(section, key) is None:
             setattr(section, key, value)
             filled.append(key)
-    if tc.feature_precision is None:  # an int8 cache was measured on decoders only
+    if tc.feature_precision is None:  # int8 and bf16 caches were measured on decoders only
         tc.feature_precision = "fp32"
         filled.append("feature_precision")
     if mc.train_layers == "lora" and "learning_rate" in filled:

@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--label-column", help="default: as in training")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", default="auto")
-    p.add_argument("--quantize", choices=["int8"], help="evaluate the int8 model (CPU): what int8 costs on your data")
+    p.add_argument("--quantize", choices=["int8", "bf16"],
+                   help="evaluate the int8 or bf16 model (CPU): what it costs on your data")
     add_output(p, required=False, what="write the metrics as JSON here")
     p.set_defaults(func=run)
 

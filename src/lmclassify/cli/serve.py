@@ -26,7 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="default: %(default)s")
     p.add_argument("--device", default="auto")
-    p.add_argument("--quantize", choices=["int8"], help="int8 weights and activations (CPU): ~2x the texts/s")
+    p.add_argument("--quantize", choices=["int8", "bf16"],
+                   help="int8 weights and activations (CPU): ~2x the texts/s; bf16 on CPUs with AMX")
     p.add_argument("--max-batch-size", type=int, default=d.max_batch_size, metavar="N",
                    help="most texts merged into one model call (default: %(default)s)")
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms, metavar="M",

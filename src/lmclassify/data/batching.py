@@ -59,6 +59,14 @@ class Encoded:
     def n_tokens(self) -> int:
         return int(self.lengths.sum())
 
+    def rows(self, idx: Sequence[int]) -> "Encoded":
+        """These examples alone (an encoding without windows: one row per example)."""
+        if self.windows is not None:
+            raise ValueError("an encoding read in windows has no one row per example")
+        pick = lambda xs: None if xs is None else [xs[i] for i in idx]  # noqa: E731
+        return Encoded(pick(self.input_ids), pick(self.labels), pick(self.features), pick(self.pair_ids),
+                       pick(self.pair_features), pick(self.word_ids), pick(self.n_words))
+
 
 def _tokenize(tokenizer, texts: Sequence[str], pairs: Optional[Sequence[str]], max_length: Optional[int]):
     # With a pair, truncation="longest_first" trims the longer text first (transformers' default).

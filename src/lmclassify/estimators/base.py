@@ -10,6 +10,7 @@ and how outputs become predictions.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import time
@@ -34,6 +35,12 @@ from ..training.device import pick_device
 from ..training.feature_cache import build_features, effective_precision
 from ..training.logistic_head import fit_logistic_head, method_defaults, uses_logistic_head
 from ..training.loop import FitResult, fit, predict_logits
+
+# int8's fp32 second look covers margins within this many times the most int8 moved one on
+# the calibration texts. SMS spam: a 2.2-logit threshold, 3.7 % of texts rerun, and the 4
+# labels int8 had flipped (int8 margins <= 0.45) all restored; SST-2: 0.11, 1.7 % rerun,
+# 1 flip of 1,821 left (int8 moved it 0.32).
+RECHECK_FACTOR = 3.0
 
 
 def _param_name(f: dataclasses.Field) -> str:
@@ -242,8 +249,18 @@ class LMEstimator(BaseEstimator):
             raise LmClassifyError(f"this {type(self).__name__} is not fitted yet: call fit() or lmclassify.load(dir)")
 
     def _outputs(self, enc: Encoded) -> torch.Tensor:
-        return predict_logits(self.module_, self.task_, enc, self.pad_id, self.device_,
-                              self.train_config_.eval_batch_size)
+        out = predict_logits(self.module_, self.task_, enc, self.pad_id, self.device_,
+                             self.train_config_.eval_batch_size, bf16=self.quantized_ == "bf16")
+        exact = getattr(self, "exact_module_", None)
+        if exact is not None and enc.windows is None:
+            # int8's second look: near-ties, where its rounding could flip a label, run in fp32
+            near = (self.task_.margins(out) < self.recheck_margin_).nonzero().squeeze(1).tolist()
+            if near:
+                again = predict_logits(exact, self.task_, enc.rows(near), self.pad_id, self.device_,
+                                       self.train_config_.eval_batch_size)
+                with torch.inference_mode():  # ``out`` is an inference tensor
+                    out[near] = again.to(out.dtype)
+        return out
 
     def decision_function(self, X: Sequence) -> torch.Tensor:
         """The network's raw outputs (logits) for ``X``."""
@@ -277,14 +294,15 @@ class LMEstimator(BaseEstimator):
         from .artifacts import save_model_dir
 
         self._check_fitted()
-        if self._is_int8():
-            raise LmClassifyError("an int8 model is for inference only; save the model before quantize()")
+        if self.quantized_:
+            raise LmClassifyError(f"a {self.quantized_} model is for inference only; save the model before "
+                                  f"quantize()")
         return save_model_dir(Path(directory), self, **extra)
 
     @classmethod
     def load(cls, directory, device: str = "auto", quantize: Optional[str] = None) -> "LMEstimator":
-        """Load a saved model directory of this estimator's kind; ``quantize="int8"`` makes
-        it an int8 model for CPU inference (see ``quantize``)."""
+        """Load a saved model directory of this estimator's kind; ``quantize="int8"`` or
+        ``"bf16"`` makes it a model for CPU inference in that precision (see ``quantize``)."""
         from .artifacts import restore
 
         est = restore(cls, Path(directory), pick_device(device))
@@ -292,35 +310,87 @@ class LMEstimator(BaseEstimator):
             est.quantize(quantize)
         return est
 
-    def quantize(self, kind: str = "int8") -> "LMEstimator":
-        """int8 weights and per-token int8 activations in every Linear/Conv1D but the head
-        (CPU inference; ``models/int8.py`` says why not torch's dynamic quantization), on
-        the integer kernel this CPU runs fastest (``models/int8_kernels.py``). Where none
-        beats fp32 the model stays fp32 and a one-line warning says so; ``int8_kernel_``
-        records the choice. SmolLM2 on SMS spam: same labels as fp32 on 300/300 test texts."""
-        from ..models.int8 import kernel_for, linear_targets, quantize_int8
+    def quantize(self, kind: str = "int8", recheck: bool = True) -> "LMEstimator":
+        """CPU inference in ``int8`` or ``bf16``, every Linear/Conv1D but the head.
+
+        int8: int8 weights and per-token int8 activations (``models/int8.py`` says why not
+        torch's dynamic quantization), on the integer kernel this CPU runs fastest
+        (``models/int8_kernels.py``); a few input columns per layer stay fp32, found on
+        built-in calibration texts (``models/calibration_texts.py``). bf16: bf16 weights
+        under CPU autocast, where the CPU multiplies bf16 natively (``models/bf16.py``).
+        Where neither beats fp32 the model stays fp32 and a one-line warning says so;
+        ``int8_kernel_`` / ``bf16_choice_`` record the choice.
+
+        ``recheck`` (int8, single-label models): keep the fp32 network too (memory: fp32 plus
+        int8) and run in it the few texts whose top-two margin int8 leaves within
+        ``recheck_margin_`` logits: ``RECHECK_FACTOR`` x the most int8 moved a margin on the
+        calibration texts. Labels then match fp32 unless int8 moves a margin that far."""
+        from ..models.int8 import kernel_for, linear_targets, outlier_columns, quantize_int8
 
         self._check_fitted()
-        if kind != "int8":
-            raise LmClassifyError(f"unknown quantization {kind!r}; only 'int8' is supported")
+        if kind not in ("int8", "bf16"):
+            raise LmClassifyError(f"unknown quantization {kind!r}; choose int8 or bf16")
         if self.device_.type != "cpu":
-            raise LmClassifyError("int8 quantization runs on the CPU only; use --device cpu")
-        if self._is_int8():
+            raise LmClassifyError(f"{kind} quantization runs on the CPU only; use --device cpu")
+        done = self.quantized_
+        if done == kind:
             return self
-        merge_adapters(self.module_)  # LoRA: int8 of the merged weights, one matmul per layer
+        if done is not None:
+            raise LmClassifyError(f"this model already runs in {done}; load it again to quantize it to {kind}")
+        merge_adapters(self.module_)  # LoRA: one matmul per layer on the merged weights
         keep = {id(m) for m in self.module_.head.modules()}
         targets = linear_targets(self.module_, keep)
         if not targets:
-            raise LmClassifyError(f"int8: this {self.module_.hf.config.model_type} model has no linear layers "
+            raise LmClassifyError(f"{kind}: this {self.module_.hf.config.model_type} model has no linear layers "
                                   f"to quantize")
+        if kind == "bf16":
+            return self._bf16(targets, keep)
         self.int8_kernel_ = kernel_for(targets)
         if self.int8_kernel_.kernel is None:
             warnings.warn(f"int8: keeping fp32, {self.int8_kernel_.describe()}", stacklevel=2)
             return self
-        quantize_int8(self.module_, keep=keep, kernel=self.int8_kernel_.kernel)
+        fp32 = []
+        columns = outlier_columns([c for _, _, c in targets], lambda: fp32.append(self._run_calibration()))
+        exact = copy.deepcopy(self.module_) if recheck and self.task_.margins(fp32[0]) is not None else None
+        quantize_int8(self.module_, keep=keep, kernel=self.int8_kernel_.kernel, columns=columns)
+        if exact is not None:
+            # how far int8 moved the calibration texts' margins sets how close a call must be
+            # to get a second look in fp32 (``_outputs``)
+            moved = self._run_calibration() - fp32[0]
+            self.recheck_margin_ = RECHECK_FACTOR * float((moved.amax(-1) - moved.amin(-1)).max())
+            self.exact_module_ = exact
         return self
 
-    def _is_int8(self) -> bool:
+    def _bf16(self, targets: list, keep: set[int]) -> "LMEstimator":
+        from ..models.bf16 import bf16_linears
+        from ..models.int8 import layer_shapes
+        from ..models.int8_kernels import choose_bf16
+
+        self.bf16_choice_ = choose_bf16(layer_shapes(targets))
+        if self.bf16_choice_.kernel is None:
+            warnings.warn(f"bf16: keeping fp32, {self.bf16_choice_.describe()}", stacklevel=3)
+            return self
+        bf16_linears(self.module_, keep)
+        return self
+
+    def _run_calibration(self) -> torch.Tensor:
+        """The network's outputs for the calibration texts, run one at a time (padding would
+        count as input)."""
+        from ..models.calibration_texts import CALIBRATION_TEXTS
+
+        enc = self._encode(self._calibration_inputs(list(CALIBRATION_TEXTS)))
+        return predict_logits(self.module_, self.task_, enc, self.pad_id, self.device_, batch_size=1)
+
+    def _calibration_inputs(self, texts: list[str]) -> list:
+        """``texts`` in the form ``predict`` takes."""
+        return texts
+
+    @property
+    def quantized_(self) -> Optional[str]:
+        """What the network runs in, if not fp32: "int8" or "bf16" (after ``quantize``)."""
+        from ..models.bf16 import is_bf16
         from ..models.int8 import Int8Linear
 
-        return any(isinstance(m, Int8Linear) for m in self.module_.modules())
+        if any(isinstance(m, Int8Linear) for m in self.module_.modules()):
+            return "int8"
+        return "bf16" if is_bf16(self.module_) else None

@@ -91,6 +91,9 @@ class TextClassifier(LMEstimator):
                       pair_template=self.pair_template_, long_text=mc.long_text, stride=mc.stride,
                       aggregate=mc.chunk_aggregate)
 
+    def _calibration_inputs(self, texts: list[str]) -> list:
+        return list(zip(texts, texts[1:] + texts[:1])) if self.pairs_ else texts
+
     # ---- predictions ---------------------------------------------------------------
     def predict_proba(self, X: Sequence) -> np.ndarray:
         """(n_texts, n_classes) probabilities; columns follow ``classes_`` (softmax for one

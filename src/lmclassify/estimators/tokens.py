@@ -62,6 +62,9 @@ class TokenClassifier(LMEstimator):
         return {"untagged_words": sum(n - len({w for w in wid if w is not None})
                                       for n, wid in zip(enc.n_words, enc.word_ids))}
 
+    def _calibration_inputs(self, texts: list[str]) -> list:
+        return [_words(t) for t in texts]
+
     # ---- predictions ---------------------------------------------------------------
     def _tag(self, X: Sequence[Words]) -> tuple[list[list[str]], list[list[str]], list[list[float]]]:
         self._check_fitted()

@@ -13,6 +13,9 @@ available kernel against fp32 on the model's own layer shapes, cached in the lmc
 cache under the CPU, torch version, thread count and shapes. If no integer kernel beats
 fp32 by ``MIN_GAIN``, the model stays fp32. ``LMCLASSIFY_INT8_KERNEL`` forces a choice
 (int_mm, fbgemm, fp32; default auto).
+
+``--quantize bf16`` asks the same question of bf16 (``choose_bf16``, ``$LMCLASSIFY_BF16``):
+on a CPU with AMX, bf16 matmuls run ~8x fp32 and need no activation scaling at all.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from ..paths import cache_root
 
 KERNELS = ("int_mm", "fbgemm")
 ENV = "LMCLASSIFY_INT8_KERNEL"
+BF16_ENV = "LMCLASSIFY_BF16"
 # An integer kernel must beat fp32 on the layer matmuls by this much to be worth its
 # rounding error: attention, norms and quantising activations do not shrink with it.
 MIN_GAIN = 1.15
@@ -109,6 +113,31 @@ class Fbgemm:
 BY_NAME: dict[str, type] = {k.name: k for k in (IntMM, Fbgemm)}
 
 
+class Bf16:
+    """bf16 weights and activations, fp32 accumulation: what ``--quantize bf16`` runs
+    (``models/bf16.py``), timed here against fp32 like the integer kernels. Fast only
+    where the CPU multiplies bf16 natively (AMX: ~8x fp32 on a Xeon), far slower elsewhere."""
+
+    name = "bf16"
+
+    def __init__(self, w: torch.Tensor):
+        self.w = w.to(torch.bfloat16)
+
+    @staticmethod
+    def prepare(x2: torch.Tensor, amax: torch.Tensor) -> torch.Tensor:
+        return x2.to(torch.bfloat16)
+
+    def __call__(self, prepared: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(prepared, self.w).float()
+
+    @staticmethod
+    def available() -> bool:
+        return True
+
+
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # a CPU without one of these emulates bf16: never faster
+
+
 @dataclass
 class KernelChoice:
     """The kernel int8 layers use on this machine (None: stay fp32), and why."""
@@ -120,20 +149,23 @@ class KernelChoice:
 
     def describe(self) -> str:
         times = ", ".join(f"{k} {v:.2f} ms" for k, v in self.ms.items())
-        what = f"int8 kernel {self.kernel}" if self.kernel else "fp32 (no integer kernel beats it)"
+        what = (("bf16" if self.kernel == Bf16.name else f"int8 kernel {self.kernel}") if self.kernel
+                else "fp32 (nothing beats it)")
         return f"{what} on {self.cpu}" + (f" [{times}]" if times else "") + f" ({self.source})"
 
 
 def time_kernels(shapes: dict[tuple[int, int], int], rows: int = TIMING_ROWS, reps: int = 5,
-                 rounds: int = 3) -> dict[str, float]:
+                 rounds: int = 3, kernels: Optional[dict[str, type]] = None) -> dict[str, float]:
     """Milliseconds for one forward of every layer shape (weighted by how many layers have
     it) in fp32 and in each available integer kernel, on random data of the same size.
     Each candidate runs a few calls in a row (as a model does: switching libraries between
     calls costs their thread pools a wake-up each time, 10-50x on small matmuls), and the
     candidates take turns over several rounds keeping their best, so a burst of load on a
-    shared machine lands on all of them instead of deciding the race."""
+    shared machine lands on all of them instead of deciding the race. ``kernels``: the
+    candidates (default: the integer ones)."""
+    kernels = BY_NAME if kernels is None else kernels
     gen = torch.Generator().manual_seed(0)
-    names = ["fp32", *(k for k, cls in BY_NAME.items() if cls.available())]
+    names = ["fp32", *(k for k, cls in kernels.items() if cls.available())]
     totals = dict.fromkeys(names, 0.0)
     for (n_in, n_out), count in shapes.items():
         w = torch.randn(n_out, n_in, generator=gen)
@@ -141,7 +173,7 @@ def time_kernels(shapes: dict[tuple[int, int], int], rows: int = TIMING_ROWS, re
         runs = {"fp32": lambda: torch.nn.functional.linear(x, w)}
         for name in names[1:]:
             try:
-                kernel = BY_NAME[name](w)
+                kernel = kernels[name](w)
                 run = (lambda k: lambda: k(k.prepare(x, x.abs().amax(1, keepdim=True).clamp_(min=1e-8))))(kernel)
                 run()  # warm-up; may raise
                 runs[name] = run
@@ -193,27 +225,46 @@ def _write_cache(cache: dict) -> None:
 def choose_kernel(shapes: dict[tuple[int, int], int]) -> KernelChoice:
     """The fastest correct integer kernel for layers of these (in, out) shapes on this CPU,
     or None when fp32 is as fast: forced by ``$LMCLASSIFY_INT8_KERNEL``, else cached, else timed."""
+    return _choose(shapes, BY_NAME, ENV, "", preferred_kernel)
+
+
+def choose_bf16(shapes: dict[tuple[int, int], int]) -> KernelChoice:
+    """``bf16`` where this CPU multiplies bf16 faster than fp32 by ``MIN_GAIN`` on layers of
+    these shapes, else None (stay fp32): forced by ``$LMCLASSIFY_BF16`` (auto, bf16, fp32),
+    else cached, else timed; a CPU without native bf16 is not even timed."""
     info = machine_info()
-    forced = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if forced not in ("auto", "fp32", *KERNELS):
-        raise LmClassifyError(f"${ENV} must be auto, fp32, {' or '.join(KERNELS)}, not {forced!r}")
+    if os.environ.get(BF16_ENV, "auto").strip().lower() in ("", "auto") and \
+            not any(f in info["flags"] for f in BF16_FLAGS):
+        return KernelChoice(None, f"no {' or '.join(BF16_FLAGS)} on this CPU", cpu=info["summary"])
+    return _choose(shapes, {Bf16.name: Bf16}, BF16_ENV, "bf16 | ", lambda flags: Bf16.name)
+
+
+def _choose(shapes: dict[tuple[int, int], int], kernels: dict[str, type], env: str, family: str,
+            by_flags) -> KernelChoice:
+    """The fastest of ``kernels`` against fp32, or None: forced by ``$env``, else from the
+    per-machine cache (keyed by ``family``, the CPU and the shapes), else timed (by the
+    CPU's flags, ``by_flags``, when the machine is too busy to time)."""
+    info = machine_info()
+    forced = os.environ.get(env, "auto").strip().lower() or "auto"
+    if forced not in ("auto", "fp32", *kernels):
+        raise LmClassifyError(f"${env} must be auto, fp32, {' or '.join(kernels)}, not {forced!r}")
     if forced == "fp32":
         return KernelChoice(None, "env", cpu=info["summary"])
     if forced != "auto":
-        if not BY_NAME[forced].available():
-            raise LmClassifyError(f"${ENV}={forced}: torch {torch.__version__} cannot run that kernel here")
+        if not kernels[forced].available():
+            raise LmClassifyError(f"${env}={forced}: torch {torch.__version__} cannot run that kernel here")
         return KernelChoice(forced, "env", cpu=info["summary"])
-    key = f"{info['summary']} | " + ",".join(f"{i}x{o}*{n}" for (i, o), n in sorted(shapes.items()))
+    key = f"{family}{info['summary']} | " + ",".join(f"{i}x{o}*{n}" for (i, o), n in sorted(shapes.items()))
     cache = _read_cache()
     if key in cache:
         c = cache[key]
-        if c.get("kernel") is None or BY_NAME.get(c["kernel"], IntMM).available():
+        if c.get("kernel") is None or (c["kernel"] in kernels and kernels[c["kernel"]].available()):
             return KernelChoice(c.get("kernel"), "cache", c.get("ms", {}), info["summary"])
     if _machine_is_busy():
         # Timings on an oversubscribed CPU measure the neighbours (thread pools descheduled
         # mid-matmul): go by what the CPU reports, and time it another day.
-        return KernelChoice(preferred_kernel(info["flags"]), "CPU flags; machine busy, not timed", cpu=info["summary"])
-    ms = time_kernels(shapes)
+        return KernelChoice(by_flags(info["flags"]), "CPU flags; machine busy, not timed", cpu=info["summary"])
+    ms = time_kernels(shapes, kernels=kernels)
     ints = {k: v for k, v in ms.items() if k != "fp32"}
     best = min(ints, key=ints.get) if ints else None
     kernel = best if best is not None and ms["fp32"] >= MIN_GAIN * ints[best] else None

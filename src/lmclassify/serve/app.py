@@ -63,7 +63,7 @@ def create_app(models: dict[str, Any], options: Optional[ServeOptions] = None) -
     batcher = Batcher(models, opts.max_batch_size, opts.max_wait_ms, opts.max_queue)
     metrics = Metrics(batcher, ENDPOINTS)
     batcher.on_batch = metrics.on_batch
-    infos = [describe(name, est, opts.quantize) for name, est in models.items()]
+    infos = [describe(name, est) for name, est in models.items()]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

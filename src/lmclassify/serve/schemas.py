@@ -64,18 +64,19 @@ class ModelInfo(BaseModel):
     base_model: str
     max_length: int = Field(description="longer inputs are truncated to this many tokens, or read in windows "
                                         "of it (the model's --long-text)")
-    quantize: Optional[str] = Field(description="int8 when the model runs in int8; null in fp32 (also when "
-                                                "--quantize int8 found no integer kernel faster than fp32 here)")
+    quantize: Optional[str] = Field(description="int8 or bf16 when the model runs in it; null in fp32 (also when "
+                                                "--quantize found nothing faster than fp32 here)")
     int8_kernel: Optional[str] = Field(description="the integer matmul int8 runs on this CPU (int_mm, fbgemm)")
 
 
-def describe(name: str, est, quantize: Optional[str]) -> dict:
+def describe(name: str, est) -> dict:
     """What ``GET /v1/models`` says about one model: what actually runs, not what was asked."""
+    running = getattr(est, "quantized_", None)
     choice = getattr(est, "int8_kernel_", None)
-    kernel = choice.kernel if quantize and choice is not None else None
+    kernel = choice.kernel if running == "int8" and choice is not None else None
     return ModelInfo(name=name, task=est.task_.kind, labels=[str(c) for c in est.task_.classes], pairs=bool(est.pairs_),
                      base_model=str(est.model_config_.name), max_length=int(est.model_config_.max_length),
-                     quantize=quantize if kernel else None, int8_kernel=kernel).model_dump()
+                     quantize=running, int8_kernel=kernel).model_dump()
 
 
 def model_inputs(name: str, est, inputs: list) -> list:

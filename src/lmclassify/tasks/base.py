@@ -119,6 +119,11 @@ class Task:
     def metrics(self, logits: torch.Tensor, labels: Sequence) -> dict:
         raise NotImplementedError
 
+    def margins(self, logits: torch.Tensor) -> Optional[torch.Tensor]:
+        """(N,): how far each example's prediction is from changing, in logits; None when
+        the task has no such notion (int8 then skips its fp32 second look: ``quantize``)."""
+        return None
+
     def score(self, metrics: dict) -> float:
         """The one number scikit-learn's ``score`` returns (higher is better)."""
         return float(metrics[self.main_metric])

@@ -57,6 +57,13 @@ class SingleLabel(Task):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.float().softmax(-1)
 
+    def margins(self, logits: torch.Tensor) -> Optional[torch.Tensor]:
+        """The best class's logit minus the runner-up's."""
+        if logits.ndim != 2 or logits.shape[-1] < 2:
+            return None
+        top = logits.float().topk(2, dim=-1).values
+        return top[:, 0] - top[:, 1]
+
     def decode(self, logits: torch.Tensor) -> list[int]:
         return logits.argmax(-1).tolist()
 

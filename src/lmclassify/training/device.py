@@ -1,5 +1,6 @@
-"""Device choices in one place: bf16 autocast on GPUs only (on this CPU bf16 matmul is
-~400x slower than fp32), fused AdamW on both."""
+"""Device choices in one place: bf16 autocast on GPUs, and on a CPU only for a model
+quantized to bf16 (``models/bf16.py``: CPUs without native bf16 run it far slower than
+fp32, ~400x on an AMD EPYC), fused AdamW on both."""
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +14,9 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device):
+def autocast(device: torch.device, cpu_bf16: bool = False):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if cpu_bf16:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -59,43 +59,74 @@ def build_features(model, enc: Encoded, pad_id: int, device: torch.device,
     states; returns ``enc`` for chaining. ``spill_dir``: keep them on disk there whatever
     their size (a run's folder, so a resumed run reads them instead of recomputing).
     ``precision="int8"``: an int8 copy of the frozen blocks computes them (CPU only, on
-    the kernel ``models/int8_kernels.py`` picks; fp32 where no integer kernel wins)."""
-    compute = _int8_prefix(model) if precision == "int8" and device.type == "cpu" else model
-    tag = "" if compute is model else "int8"
+    the kernel ``models/int8_kernels.py`` picks; fp32 where no integer kernel wins).
+    ``"bf16"``: the frozen blocks run under CPU autocast (where the CPU does bf16 natively,
+    ``int8_kernels.choose_bf16``; fp32 elsewhere); ``"auto"``: see ``effective_precision``."""
+    if precision == "auto":
+        precision = effective_precision(model, precision, device)
+    cpu = device.type == "cpu"
+    compute = _int8_prefix(model) if precision == "int8" and cpu else model
+    bf16 = precision == "bf16" and cpu and _bf16_choice(model).kernel is not None
+    tag = "bf16" if bf16 else "" if compute is model else "int8"
     enc.features = _states(model, enc.input_ids, pad_id, device, tokens_per_batch, max_texts, desc, spill_dir,
-                           compute, tag)
+                           compute, tag, bf16)
     if enc.pair_ids is not None:
         enc.pair_features = _states(model, enc.pair_ids, pad_id, device, tokens_per_batch, max_texts, desc + " (b)",
-                                    spill_dir, compute, tag)
+                                    spill_dir, compute, tag, bf16)
     return enc
 
 
 def effective_precision(model, precision: str, device: torch.device) -> str:
-    """What ``build_features(precision=...)`` really computes in: int8 only on a CPU where an
-    integer kernel beats fp32 on these blocks (what a run records it used)."""
-    return "int8" if precision == "int8" and device.type == "cpu" and _int8_kernel(model) is not None else "fp32"
+    """What ``build_features(precision=...)`` really computes in (what a run records it
+    used): int8 only on a CPU where an integer kernel beats fp32 on these blocks, bf16 only
+    on one that does bf16 natively and faster; ``auto``: the faster of those two by the
+    same timing check, fp32 where neither wins or on a GPU."""
+    if device.type != "cpu" or precision == "fp32":
+        return "fp32"
+    if precision != "auto":
+        wins = _int8_choice(model).kernel if precision == "int8" else _bf16_choice(model).kernel
+        return precision if wins is not None else "fp32"
+    int8, bf16 = _int8_choice(model), _bf16_choice(model)
+    if bf16.kernel is None or int8.kernel is None:
+        return "bf16" if bf16.kernel else "int8" if int8.kernel else "fp32"
+    if int8.kernel in int8.ms and "bf16" in bf16.ms:  # timed: the faster matmuls
+        return "bf16" if bf16.ms["bf16"] <= int8.ms[int8.kernel] else "int8"
+    return "bf16"  # untimed (a busy machine): bf16 needs no activation scaling passes
 
 
-def _int8_kernel(model) -> Optional[str]:
-    from ..models.int8 import kernel_for, linear_targets
+def _frozen_linears(model) -> list:
+    from ..models.int8 import linear_targets
 
-    frozen = list(model.backbone.layers)[:model.split]
-    return kernel_for([t for block in frozen for t in linear_targets(block)]).kernel
+    return [t for block in list(model.backbone.layers)[:model.split] for t in linear_targets(block)]
+
+
+def _int8_choice(model):
+    from ..models.int8 import kernel_for
+
+    return kernel_for(_frozen_linears(model))
+
+
+def _bf16_choice(model):
+    from ..models.int8 import layer_shapes
+    from ..models.int8_kernels import choose_bf16
+
+    return choose_bf16(layer_shapes(_frozen_linears(model)))
 
 
 def _int8_prefix(model):
     """An int8 copy of the frozen blocks, or ``model`` itself where fp32 is as fast."""
     from ..models.int8 import int8_prefix_copy
 
-    kernel = _int8_kernel(model)
+    kernel = _int8_choice(model).kernel
     return model if kernel is None else int8_prefix_copy(model, kernel)
 
 
 def _states(model, input_ids: list[list[int]], pad_id: int, device: torch.device, tokens_per_batch: int,
             max_texts: int, desc: str, spill_dir: Optional[Path] = None, compute=None,
-            tag: str = "") -> list[torch.Tensor]:
+            tag: str = "", bf16: bool = False) -> list[torch.Tensor]:
     """One unpadded (T_i, H) tensor per sequence: views into one flat buffer. ``compute``
-    (default ``model``) runs the frozen blocks; ``tag`` names its precision in the key.
+    (default ``model``) runs the frozen blocks, under CPU bf16 autocast if ``bf16``; ``tag``
+    names its precision in the key.
     A decoder computes the tokens every sequence starts with (an instruct model's chat
     frame, a BOS) once, in fp32, and each sequence only from there on."""
     compute = compute or model
@@ -115,7 +146,7 @@ def _states(model, input_ids: list[list[int]], pad_id: int, device: torch.device
         for idx in tqdm(sorted_batches(lengths - n, max_texts, budget=tokens_per_batch), desc=desc, unit="batch",
                         leave=False, disable=None):
             b = collate(rest, idx, pad_id, use_features=False)
-            with autocast(device):
+            with autocast(device, cpu_bf16=bf16):
                 h = compute.features(b["input_ids"].to(device), b["attention_mask"].to(device), cache).float().cpu()
             for r, i in enumerate(idx):
                 flat[offsets[i] + n:offsets[i + 1]] = h[r, :lengths[i] - n]

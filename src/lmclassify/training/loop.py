@@ -46,11 +46,12 @@ def _model_inputs(batch: dict) -> dict:
 
 @torch.inference_mode()
 def predict_logits(model, task, enc: Encoded, pad_id: int, device: torch.device, batch_size: int = 64,
-                   across_ranks: bool = False) -> torch.Tensor:
+                   across_ranks: bool = False, bf16: bool = False) -> torch.Tensor:
     """The network's outputs for every example, in input order, gathered by the task
     ((N, C) per text; (N, T, C) per token). Longest-first batches waste no padding.
     ``across_ranks``: under torchrun each rank computes a share, and every rank gets all outputs.
-    A long text read in windows gets one output, merged from its windows' (``data/windows.py``)."""
+    A long text read in windows gets one output, merged from its windows' (``data/windows.py``).
+    ``bf16``: a CPU model quantized to bf16 (``models/bf16.py``) runs under CPU autocast."""
     model.eval()
     use_features = enc.features is not None
     lengths = enc.lengths
@@ -58,7 +59,7 @@ def predict_logits(model, task, enc: Encoded, pad_id: int, device: torch.device,
     batches = sorted_batches(lengths, batch_size)
     for idx, batch in iterate(enc, dist.my_batches(batches) if across_ranks else batches, pad_id, use_features):
         batch = task.prepare_batch(batch, enc, idx, None)
-        with autocast(device):
+        with autocast(device, cpu_bf16=bf16):
             logits = model(**_model_inputs(_to(batch, device))).float().cpu()
         for r, i in enumerate(idx):
             # a per-token output keeps only its own positions, not the batch's padding
