@@ -1,6 +1,7 @@
 """Does an int8 (or bf16) feature cache cost accuracy? The default decoder trained side by
 side with its frozen prefix's cached states computed in fp32 and in int8 (`--feature-precision`;
-`--precisions fp32,int8,bf16` adds bf16 where the CPU does it natively),
+`--precisions fp32,int8,bf16` adds bf16 where the CPU does it natively, `auto` what the default
+picks on this CPU),
 same recipe, same seed, on the two recipes issue 14 names: SMS spam and SST-2. Validation
 and test always run the fp32 prefix (the saved model), so test accuracy is comparable.
 
@@ -77,7 +78,9 @@ def main() -> None:
 
 def _write(out: dict, output: Path | None) -> None:
     runs, summary = out["runs"], out["summary"]
-    rows = [[r["recipe"], r["seed"], r["precision"], f"{100 * r['splits']['test']['accuracy']:.2f}",
+    rows = [[r["recipe"], r["seed"], r["precision"] if r["precision"] != "auto" else
+             f"auto (ran {r['precisions_ran']['feature_precision']})",
+             f"{100 * r['splits']['test']['accuracy']:.2f}",
              f"{100 * r['splits']['validation']['accuracy']:.2f}", r["epochs"], r["train_seconds"], r["wall_seconds"]]
             for r in runs]
     table = (f"## Feature cache in fp32 vs int8 (and bf16), {DECODER} (last block trained), side by side\n\n"

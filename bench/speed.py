@@ -5,7 +5,8 @@ frozen parameters, epochs, batch size and learning rate):
    prefix computed once, length-grouped batches), `lmclassify_int8_cache` (the default
    for decoders: the training split's cache computed by an int8 copy of the frozen
    blocks) and `lmclassify_bf16_cache` (that cache under CPU bf16 autocast, where the CPU
-   does bf16 natively: AMX);
+   does bf16 natively: AMX); `lmclassify_defaults`: the cache precision left to its
+   default (auto), as a user gets it;
 2. transformers Trainer (AutoModelForSequenceClassification, DataCollatorWithPadding,
    group_by_length);
 3. the book's loop (Raschka ch. 6) reimplemented faithfully: every text padded to the
@@ -70,7 +71,7 @@ def _hf_model(path, tok):
     return m
 
 
-def contender_lmclassify(epochs: int, feature_precision: str = "fp32") -> dict:
+def contender_lmclassify(epochs: int, feature_precision: str | None = "fp32") -> dict:
     from lmclassify import TextClassifier
 
     train, val, test = spam_split(SEED)
@@ -96,6 +97,12 @@ def contender_lmclassify_bf16_cache(epochs: int) -> dict:
     """lmclassify with --feature-precision bf16: the training split's cache under CPU bf16
     autocast (fp32 where the CPU lacks native bf16: the record says which ran)."""
     return contender_lmclassify(epochs, "bf16")
+
+
+def contender_lmclassify_defaults(epochs: int) -> dict:
+    """lmclassify as a user gets it: --feature-precision left to its decoder default (auto:
+    the record says what ran on this CPU)."""
+    return contender_lmclassify(epochs, None)
 
 
 def _inference(clf, test) -> dict:
@@ -236,7 +243,8 @@ def floor_seconds(res: dict, epochs: int, gflops: float) -> float:
     return flops / (gflops * 1e9)
 
 
-CONTENDERS = ("lmclassify", "lmclassify_int8_cache", "lmclassify_bf16_cache", "hf_trainer", "book_loop")
+CONTENDERS = ("lmclassify", "lmclassify_int8_cache", "lmclassify_bf16_cache", "lmclassify_defaults", "hf_trainer",
+              "book_loop")
 
 
 def main() -> None:
@@ -281,9 +289,12 @@ def summarise(res: dict, gf: float, output: Path | None = None) -> None:
             if name in by:
                 r = by[name]
                 r["tokens_per_second"] = r["train_tokens"] * int(e) / r["train_seconds"]
-                rows.append([e, name, round(r["train_seconds"], 1), round(100 * r["test_accuracy"], 2),
+                shown = name if name != "lmclassify_defaults" else \
+                    f"{name} (cache {r.get('feature_precision')})" + \
+                    (f", steps {r['train_precision']}" if r.get("train_precision") else "")
+                rows.append([e, shown, round(r["train_seconds"], 1), round(100 * r["test_accuracy"], 2),
                              round(r["peak_rss_mb"]), round(r["tokens_per_second"])])
-        for ours in ("lmclassify", "lmclassify_int8_cache", "lmclassify_bf16_cache"):
+        for ours in ("lmclassify", "lmclassify_int8_cache", "lmclassify_bf16_cache", "lmclassify_defaults"):
             if ours not in by:
                 continue
             r = by[ours]

@@ -59,6 +59,7 @@ def child_train(recipe: str, model: str, extra: list[str]) -> dict:
         "max_length": cfg["model"]["max_length"], "learning_rate": cfg["train"]["learning_rate"],
         "parameters": m["parameters"], "feature_cache": m["feature_cache"], "steps": m["steps"],
         "best_step": m["best_step"], "train_seconds": m["train_seconds"], "wall_seconds": round(wall, 1),
+        "precisions_ran": {"feature_precision": cfg["train"].get("feature_precision")},
         "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 1), "peak_rss_mb": round(peak_rss_mb()),
     }
 

@@ -77,6 +77,7 @@ def test_default_is_auto_for_decoders_only_and_records_what_ran(request, fixture
     assert ran("int_mm", "fp32") == expected
     assert ran("fp32", "bf16") == ("bf16" if expected != "fp32" else "fp32")
     assert ran("fp32", "fp32") == "fp32"  # nothing beats fp32: the run says fp32
+    assert ran("int_mm", "bf16") == ("bf16" if expected != "fp32" else "fp32")  # both win: bf16
 
 
 @pytest.mark.parametrize("fixture", ["tiny_chat_llama_dir", "tiny_bert_dir", "tiny_gpt2_dir"])

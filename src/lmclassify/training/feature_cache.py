@@ -25,6 +25,11 @@ from .device import autocast
 from .faults import maybe_die
 
 MEMORY_LIMIT_BYTES = int(float(os.environ.get("LMCLASSIFY_FEATURE_MEMORY_GB", "4")) * 2**30)
+# ``auto`` takes int8 over bf16 only when its timed matmuls are this much faster: setting up
+# the int8 copy and everything outside the matmuls (autocast runs attention in bf16 too) are
+# not in that timing. Xeon with AMX: int8 timed 0.86x bf16's time, yet its cache took 1.2x
+# bf16's (bench/results/speed-intel-amx-bf16.md).
+INT8_OVERHEAD = 1.5
 
 
 def cache_key(model, input_ids: list[list[int]]) -> str:
@@ -79,8 +84,9 @@ def build_features(model, enc: Encoded, pad_id: int, device: torch.device,
 def effective_precision(model, precision: str, device: torch.device) -> str:
     """What ``build_features(precision=...)`` really computes in (what a run records it
     used): int8 only on a CPU where an integer kernel beats fp32 on these blocks, bf16 only
-    on one that does bf16 natively and faster; ``auto``: the faster of those two by the
-    same timing check, fp32 where neither wins or on a GPU."""
+    on one that does bf16 natively and faster; ``auto``: bf16 where it wins, int8 where
+    only it does or where its timing beats bf16's by ``INT8_OVERHEAD``, fp32 where neither
+    wins or on a GPU."""
     if device.type != "cpu" or precision == "fp32":
         return "fp32"
     if precision != "auto":
@@ -89,9 +95,9 @@ def effective_precision(model, precision: str, device: torch.device) -> str:
     int8, bf16 = _int8_choice(model), _bf16_choice(model)
     if bf16.kernel is None or int8.kernel is None:
         return "bf16" if bf16.kernel else "int8" if int8.kernel else "fp32"
-    if int8.kernel in int8.ms and "bf16" in bf16.ms:  # timed: the faster matmuls
-        return "bf16" if bf16.ms["bf16"] <= int8.ms[int8.kernel] else "int8"
-    return "bf16"  # untimed (a busy machine): bf16 needs no activation scaling passes
+    if int8.kernel in int8.ms and "bf16" in bf16.ms and INT8_OVERHEAD * int8.ms[int8.kernel] < bf16.ms["bf16"]:
+        return "int8"
+    return "bf16"  # also untimed (a busy machine): bf16 needs no scaling passes and rounds less
 
 
 def _frozen_linears(model) -> list:
