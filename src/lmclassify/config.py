@@ -151,7 +151,7 @@ class TrainConfig:
                                                  "on this CPU (timed once), else int8 where a kernel does, else fp32. "
                                                  "Validation and test stay fp32, so the reported metrics are the "
                                                  "saved model's. Default: auto for decoders (int8: SMS spam +0.33 "
-                                                 "points, SST-2 +0.04 over 3 seeds; bf16: 0.00 and -0.05, one seed: "
+                                                 "points, SST-2 +0.04 over 3 seeds; bf16: 0.00 and -0.13 over 3: "
                                                  "bench/results/feature_precision*.md), fp32 otherwise",
                                            choices=("fp32", "int8", "bf16", "auto"))
     gradient_checkpointing: bool = opt(False, "keep only each trainable block's input and recompute the rest in "
