@@ -67,12 +67,10 @@ def build_features(model, enc: Encoded, pad_id: int, device: torch.device,
     the kernel ``models/int8_kernels.py`` picks; fp32 where no integer kernel wins).
     ``"bf16"``: the frozen blocks run under CPU autocast (where the CPU does bf16 natively,
     ``int8_kernels.choose_bf16``; fp32 elsewhere); ``"auto"``: see ``effective_precision``."""
-    if precision == "auto":
-        precision = effective_precision(model, precision, device)
-    cpu = device.type == "cpu"
-    compute = _int8_prefix(model) if precision == "int8" and cpu else model
-    bf16 = precision == "bf16" and cpu and _bf16_choice(model).kernel is not None
-    tag = "bf16" if bf16 else "" if compute is model else "int8"
+    precision = effective_precision(model, precision, device)  # int8/bf16 only where they win
+    compute = _int8_prefix(model) if precision == "int8" else model
+    bf16 = precision == "bf16"
+    tag = "" if precision == "fp32" else precision
     enc.features = _states(model, enc.input_ids, pad_id, device, tokens_per_batch, max_texts, desc, spill_dir,
                            compute, tag, bf16)
     if enc.pair_ids is not None:
