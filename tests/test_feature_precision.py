@@ -1,11 +1,13 @@
-"""--feature-precision int8 (or bf16): an int8 copy of the frozen blocks (or CPU autocast)
-computes the training split's cached states; the network itself, validation and test stay fp32."""
+"""--feature-precision int8 (or bf16): an int8 (or bf16) copy of the frozen blocks computes
+the training split's cached states; the network itself, validation and test stay fp32."""
 import pytest
 import torch
 
 from helpers import build_classifier
 from lmclassify.data.batching import encode
-from lmclassify.models.int8 import Int8Linear
+from lmclassify.models.bf16 import bf16_prefix_copy
+from lmclassify.models.frozen_prefix import sharing_copy
+from lmclassify.models.int8 import Int8Linear, int8_prefix_copy
 from lmclassify.training.feature_cache import build_features
 
 pytestmark = pytest.mark.one_thread
@@ -82,8 +84,8 @@ def test_default_is_auto_for_decoders_only_and_records_what_ran(request, fixture
 
 @pytest.mark.parametrize("fixture", ["tiny_chat_llama_dir", "tiny_bert_dir", "tiny_gpt2_dir"])
 def test_bf16_states_track_fp32_where_the_cpu_does_bf16(request, fixture, monkeypatch):
-    """--feature-precision bf16 (forced here: this CPU may lack native bf16) runs the frozen
-    blocks under CPU autocast; the chat frame's shared prefix stays fp32 and mixes with it."""
+    """--feature-precision bf16 (forced here: this CPU may lack native bf16) runs the
+    embeddings and frozen blocks in bf16 throughout, the chat frame's shared prefix too."""
     clf, tok, _ = build_classifier(str(request.getfixturevalue(fixture)), {0: "a", 1: "b"}, 1, seed=0)
     fp32 = build_features(clf, encode(tok, TEXTS, [0, 1, 0, 1], 64), tok.pad_token_id, torch.device("cpu"))
     monkeypatch.setenv("LMCLASSIFY_BF16", "bf16")
@@ -109,3 +111,47 @@ def test_fit_records_bf16_only_where_it_ran(tiny_llama_dir, monkeypatch):
         clf = TextClassifier(str(tiny_llama_dir), epochs=1, batch_size=4, progress=False, device="cpu",
                              feature_precision="bf16").fit(texts, labels)
         assert clf.train_config_.feature_precision == expected
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_bert_dir", "tiny_gpt2_dir"])
+def test_faster_copies_share_what_they_do_not_change(request, fixture):
+    """The int8 and bf16 copies of the frozen blocks hold no second copy of the weights they
+    leave alone: the trained blocks, final norm and head are the network's own tensors, and
+    the network keeps its fp32 modules."""
+    clf, _, _ = build_classifier(str(request.getfixturevalue(fixture)), {0: "a", 1: "b"}, 1, seed=0)
+    own = {n: p for n, p in clf.named_parameters()}
+    plain = sharing_copy(clf)
+    assert plain is not clf and all(p is own[n] for n, p in plain.named_parameters())
+    trained = {id(p) for m in clf.trained_backbone() for p in m.parameters()} | {id(p) for p in clf.head.parameters()}
+    assert trained and all(p.requires_grad for n, p in clf.named_parameters() if id(p) in trained)
+
+    bf16 = bf16_prefix_copy(clf)
+    base = {id(p) for p in clf.backbone.base.parameters()}
+    for n, p in bf16.named_parameters():  # embeddings and frozen blocks bf16, the rest shared
+        assert p.dtype == torch.bfloat16 if id(own[n]) in base - trained else p is own[n], n
+    assert all(p.dtype == torch.bfloat16 for b in bf16.frozen_blocks() for p in b.parameters())
+    assert all(p.dtype == torch.float32 for p in clf.parameters())  # the network is untouched
+
+    int8 = int8_prefix_copy(clf, "int_mm")
+    assert all(isinstance(m, Int8Linear) for b in int8.frozen_blocks() for m in b.modules()
+               if type(m).__name__ in ("Linear", "Conv1D"))
+    assert any(isinstance(m, Int8Linear) for b in int8.frozen_blocks() for m in b.modules())
+    assert all(p is own[n] for n, p in int8.named_parameters() if n in own)
+    assert not any(isinstance(m, Int8Linear) for m in clf.modules())
+
+
+def test_states_found_on_disk_build_no_copy(tiny_chat_llama_dir, tmp_path, monkeypatch):
+    """A resumed run reads its bf16 cache from its folder: the bf16 copy is not even built."""
+    import lmclassify.models.bf16 as bf16_module
+
+    clf, tok, _ = build_classifier(str(tiny_chat_llama_dir), {0: "a", 1: "b"}, 1, seed=0)
+    monkeypatch.setenv("LMCLASSIFY_BF16", "bf16")
+    copies = []
+    real = bf16_module.bf16_prefix_copy
+    monkeypatch.setattr(bf16_module, "bf16_prefix_copy", lambda m: copies.append(1) or real(m))
+    enc = lambda: encode(tok, TEXTS, [0, 1, 0, 1], 64)  # noqa: E731
+    first = build_features(clf, enc(), tok.pad_token_id, torch.device("cpu"), spill_dir=tmp_path, precision="bf16")
+    assert copies == [1] and [p.name.endswith("-bf16all.f32") for p in tmp_path.iterdir()] == [True]
+    again = build_features(clf, enc(), tok.pad_token_id, torch.device("cpu"), spill_dir=tmp_path, precision="bf16")
+    assert copies == [1]
+    assert all(torch.equal(a, b) for a, b in zip(first.features, again.features))

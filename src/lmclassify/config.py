@@ -146,12 +146,13 @@ class TrainConfig:
     feature_cache: bool = opt(True, "cache the frozen blocks' outputs once instead of every epoch")
     feature_precision: Optional[str] = opt(None, "int8: the frozen blocks compute the training split's cached "
                                                  "states in int8 (CPU; 2.5x faster on SMS spam's training split; "
-                                                 "fp32 where no int8 kernel wins). bf16: under CPU autocast, where "
-                                                 "the CPU does bf16 natively (AMX). auto: bf16 where it beats fp32 "
+                                                 "fp32 where no int8 kernel wins). bf16: embeddings and frozen "
+                                                 "blocks in bf16, where the CPU does bf16 natively (AMX). auto: bf16 "
+                                                 "where it beats fp32 "
                                                  "on this CPU (timed once), else int8 where a kernel does, else fp32. "
                                                  "Validation and test stay fp32, so the reported metrics are the "
                                                  "saved model's. Default: auto for decoders (int8: SMS spam +0.33 "
-                                                 "points, SST-2 +0.04 over 3 seeds; bf16: 0.00 and -0.13 over 3: "
+                                                 "points, SST-2 +0.04 over 3 seeds; bf16: 0.00 and -0.26 over 3: "
                                                  "bench/results/feature_precision*.md), fp32 otherwise",
                                            choices=("fp32", "int8", "bf16", "auto"))
     gradient_checkpointing: bool = opt(False, "keep only each trainable block's input and recompute the rest in "

@@ -194,11 +194,12 @@ def int8_prefix_copy(model: nn.Module, kernel: str) -> nn.Module:
     what computes the training split's cached states with ``--feature-precision int8``.
     No exact columns: training on those states matched the fp32 cache's accuracy without
     them (bench/results/feature_precision.md), and they would cost ~12 % of the cache's time.
-    The original keeps its fp32 weights (they are trained, saved and evaluated)."""
-    import copy
+    The original keeps its fp32 weights (they are trained, saved and evaluated); the copy
+    shares every tensor it does not quantize."""
+    from .frozen_prefix import sharing_copy
 
-    shadow = copy.deepcopy(model)
-    frozen = list(shadow.backbone.layers)[:shadow.split]
+    shadow = sharing_copy(model)
+    frozen = shadow.frozen_blocks()
     keep = {id(m) for m in shadow.modules()} - {id(m) for block in frozen for m in block.modules()}
     quantize_int8(shadow, keep=keep, kernel=kernel)
     return shadow.eval()

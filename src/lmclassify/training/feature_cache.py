@@ -10,10 +10,11 @@ so a stale file can never be picked up.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ MEMORY_LIMIT_BYTES = int(float(os.environ.get("LMCLASSIFY_FEATURE_MEMORY_GB", "4
 # not in that timing. Xeon with AMX: int8 timed 0.86x bf16's time, yet its cache took 1.2x
 # bf16's (bench/results/speed-intel-amx-bf16.md).
 INT8_OVERHEAD = 1.5
+# What a bf16 cache's file name says: bf16 throughout (stop 19's bf16 caches ran under
+# autocast with fp32 norms and residual stream, tagged "bf16": never read as these).
+BF16_TAG = "bf16all"
 
 
 def cache_key(model, input_ids: list[list[int]]) -> str:
@@ -65,17 +69,18 @@ def build_features(model, enc: Encoded, pad_id: int, device: torch.device,
     their size (a run's folder, so a resumed run reads them instead of recomputing).
     ``precision="int8"``: an int8 copy of the frozen blocks computes them (CPU only, on
     the kernel ``models/int8_kernels.py`` picks; fp32 where no integer kernel wins).
-    ``"bf16"``: the frozen blocks run under CPU autocast (where the CPU does bf16 natively,
+    ``"bf16"``: the embeddings and frozen blocks run in bf16 (where the CPU does bf16 natively,
     ``int8_kernels.choose_bf16``; fp32 elsewhere); ``"auto"``: see ``effective_precision``."""
     precision = effective_precision(model, precision, device)  # int8/bf16 only where they win
-    compute = _int8_prefix(model) if precision == "int8" else model
-    bf16 = precision == "bf16"
-    tag = "" if precision == "fp32" else precision
+    # built only if a split must be computed (not when its states are found on disk), once
+    compute = functools.cache(lambda: _int8_prefix(model) if precision == "int8" else
+                              _bf16_prefix(model) if precision == "bf16" else model)
+    tag = {"fp32": "", "bf16": BF16_TAG}.get(precision, precision)
     enc.features = _states(model, enc.input_ids, pad_id, device, tokens_per_batch, max_texts, desc, spill_dir,
-                           compute, tag, bf16)
+                           compute, tag)
     if enc.pair_ids is not None:
         enc.pair_features = _states(model, enc.pair_ids, pad_id, device, tokens_per_batch, max_texts, desc + " (b)",
-                                    spill_dir, compute, tag, bf16)
+                                    spill_dir, compute, tag)
     return enc
 
 
@@ -101,7 +106,7 @@ def effective_precision(model, precision: str, device: torch.device) -> str:
 def _frozen_linears(model) -> list:
     from ..models.int8 import linear_targets
 
-    return [t for block in list(model.backbone.layers)[:model.split] for t in linear_targets(block)]
+    return [t for block in model.frozen_blocks() for t in linear_targets(block)]
 
 
 def _int8_choice(model):
@@ -125,15 +130,20 @@ def _int8_prefix(model):
     return model if kernel is None else int8_prefix_copy(model, kernel)
 
 
+def _bf16_prefix(model):
+    from ..models.bf16 import bf16_prefix_copy
+
+    return bf16_prefix_copy(model)
+
+
 def _states(model, input_ids: list[list[int]], pad_id: int, device: torch.device, tokens_per_batch: int,
-            max_texts: int, desc: str, spill_dir: Optional[Path] = None, compute=None,
-            tag: str = "", bf16: bool = False) -> list[torch.Tensor]:
-    """One unpadded (T_i, H) tensor per sequence: views into one flat buffer. ``compute``
-    (default ``model``) runs the frozen blocks, under CPU bf16 autocast if ``bf16``; ``tag``
-    names its precision in the key.
+            max_texts: int, desc: str, spill_dir: Optional[Path] = None,
+            compute: Optional[Callable[[], object]] = None, tag: str = "") -> list[torch.Tensor]:
+    """One unpadded (T_i, H) tensor per sequence: views into one flat buffer. ``compute()``
+    (default ``model``) runs the frozen blocks; ``tag`` names its precision in the key.
     A decoder computes the tokens every sequence starts with (an instruct model's chat
-    frame, a BOS) once, in fp32, and each sequence only from there on."""
-    compute = compute or model
+    frame, a BOS) once, and each sequence only from there on: in fp32, except in a bf16
+    copy (its keys and values must be bf16 too)."""
     lengths = Encoded(input_ids).lengths
     hidden_size = model.hf.config.get_text_config().hidden_size
     offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -142,15 +152,18 @@ def _states(model, input_ids: list[list[int]], pad_id: int, device: torch.device
     if flat is None:  # found complete on disk
         flat = torch.from_numpy(np.memmap(path, dtype=np.float32, mode="c", shape=(int(offsets[-1]), hidden_size)))
     else:
+        from ..models.bf16 import is_bf16
+
+        compute = compute() if compute is not None else model
         compute.eval()
-        n, head, cache = _prefix(model, input_ids, device)
+        n, head, cache = _prefix(compute if is_bf16(compute) else model, input_ids, device)
         for i in range(len(input_ids) if n else 0):
             flat[offsets[i]:offsets[i] + n] = head
         rest = Encoded([ids[n:] for ids in input_ids])
         for idx in tqdm(sorted_batches(lengths - n, max_texts, budget=tokens_per_batch), desc=desc, unit="batch",
                         leave=False, disable=None):
             b = collate(rest, idx, pad_id, use_features=False)
-            with autocast(device, cpu_bf16=bf16):
+            with autocast(device):  # bf16 on a GPU; a CPU runs what ``compute`` holds
                 h = compute.features(b["input_ids"].to(device), b["attention_mask"].to(device), cache).float().cpu()
             for r, i in enumerate(idx):
                 flat[offsets[i] + n:offsets[i + 1]] = h[r, :lengths[i] - n]

@@ -80,6 +80,16 @@ def _optimizer(model, cfg: TrainConfig, device: torch.device) -> torch.optim.Opt
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=device.type in ("cuda", "cpu"))
 
 
+def _clip(params: list, max_norm: float) -> None:
+    """``clip_grad_norm_`` without its multiply by 1.0 when the norm is within ``max_norm``
+    (it multiplies unconditionally so a GPU never waits for the norm; the loop reads the
+    loss every step anyway). The multiply was ~4 % of a step on the last block's 3.5M
+    parameters on a CPU."""
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    if norm > max_norm:
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)
+
+
 def total_steps(n_examples: int, cfg: TrainConfig) -> int:
     """Optimizer steps in a full run (the schedule's length, the progress lines' ETA)."""
     return math.ceil(math.ceil(n_examples / cfg.batch_size) / cfg.grad_accum) * cfg.epochs
@@ -192,7 +202,7 @@ def fit(model, task, train: Encoded, val: Optional[Encoded], cfg: TrainConfig, p
             if not ends_step:
                 continue
             if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                _clip(params, cfg.max_grad_norm)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
