@@ -362,11 +362,9 @@ class LMEstimator(BaseEstimator):
         return self
 
     def _bf16(self, targets: list, keep: set[int]) -> "LMEstimator":
-        from ..models.bf16 import bf16_linears
-        from ..models.int8 import layer_shapes
-        from ..models.int8_kernels import choose_bf16
+        from ..models.bf16 import bf16_for, bf16_linears
 
-        self.bf16_choice_ = choose_bf16(layer_shapes(targets))
+        self.bf16_choice_ = bf16_for(targets)
         if self.bf16_choice_.kernel is None:
             warnings.warn(f"bf16: keeping fp32, {self.bf16_choice_.describe()}", stacklevel=3)
             return self

@@ -7,13 +7,16 @@ Why beside int8: on a Xeon with AMX, bf16 matmuls ran ~8x fp32 and as fast as
 ``torch._int_mm``, without int8's per-token scaling passes, so bf16 was the faster of the
 two there and ~4x closer to fp32 (bench/results/int8-intel-amx.md). On a CPU without
 native bf16 it is far slower than fp32: ``int8_kernels.choose_bf16`` times it first.
+
+The training cache's copy (``bf16_prefix_copy``) goes further: bf16 throughout, no autocast.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .int8 import linear_targets
+from .int8 import layer_shapes, linear_targets
+from .int8_kernels import KernelChoice, choose_bf16
 
 
 def bf16_linears(model: nn.Module, keep: set[int] = frozenset()) -> int:
@@ -24,6 +27,12 @@ def bf16_linears(model: nn.Module, keep: set[int] = frozenset()) -> int:
     for _, _, layer in targets:
         layer.weight.data = layer.weight.data.to(torch.bfloat16)
     return len(targets)
+
+
+def bf16_for(targets: list) -> KernelChoice:
+    """Whether these layers (``linear_targets``) run faster in bf16 on this machine
+    (``kernel`` "bf16") or stay fp32 (None): the bf16 twin of ``int8.kernel_for``."""
+    return choose_bf16(layer_shapes(targets))
 
 
 def is_bf16(model: nn.Module) -> bool:

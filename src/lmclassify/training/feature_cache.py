@@ -27,9 +27,9 @@ from .faults import maybe_die
 
 MEMORY_LIMIT_BYTES = int(float(os.environ.get("LMCLASSIFY_FEATURE_MEMORY_GB", "4")) * 2**30)
 # ``auto`` takes int8 over bf16 only when its timed matmuls are this much faster: setting up
-# the int8 copy and everything outside the matmuls (autocast runs attention in bf16 too) are
+# the int8 copy and everything outside the matmuls (the bf16 copy runs those in bf16 too) are
 # not in that timing. Xeon with AMX: int8 timed 0.86x bf16's time, yet its cache took 1.2x
-# bf16's (bench/results/speed-intel-amx-bf16.md).
+# that of bf16 under autocast (bench/results/speed-intel-amx-bf16.md), slower than bf16 throughout.
 INT8_OVERHEAD = 1.5
 # What a bf16 cache's file name says: bf16 throughout (stop 19's bf16 caches ran under
 # autocast with fp32 norms and residual stream, tagged "bf16": never read as these).
@@ -116,10 +116,9 @@ def _int8_choice(model):
 
 
 def _bf16_choice(model):
-    from ..models.int8 import layer_shapes
-    from ..models.int8_kernels import choose_bf16
+    from ..models.bf16 import bf16_for
 
-    return choose_bf16(layer_shapes(_frozen_linears(model)))
+    return bf16_for(_frozen_linears(model))
 
 
 def _int8_prefix(model):
