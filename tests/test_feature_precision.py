@@ -64,8 +64,9 @@ def test_default_is_auto_for_decoders_only_and_records_what_ran(request, fixture
     """Decoders default to the faster of an int8 and a bf16 cache (both measured within 0.3
     points of fp32); encoders were not measured and stay fp32. The saved config holds what
     the run did: int8 where only an integer kernel wins, bf16 where only bf16 does, fp32
-    where neither does."""
+    where neither does; where both do, bf16 on a CPU with AMX, int8 on one without."""
     from lmclassify import TextClassifier
+    from lmclassify.training import feature_cache
 
     texts, labels = ["good film", "bad film", "great fun", "awful", "fine", "dull"] * 2, ["p", "n"] * 6
 
@@ -79,7 +80,10 @@ def test_default_is_auto_for_decoders_only_and_records_what_ran(request, fixture
     assert ran("int_mm", "fp32") == expected
     assert ran("fp32", "bf16") == ("bf16" if expected != "fp32" else "fp32")
     assert ran("fp32", "fp32") == "fp32"  # nothing beats fp32: the run says fp32
-    assert ran("int_mm", "bf16") == ("bf16" if expected != "fp32" else "fp32")  # both win: bf16
+    real = feature_cache.machine_info
+    for flags, both in ((["avx512_bf16", "amx_bf16"], "bf16"), (["avx512_vnni", "avx512_bf16"], "int8")):
+        monkeypatch.setattr(feature_cache, "machine_info", lambda: {**real(), "flags": flags})
+        assert ran("int_mm", "bf16") == (both if expected != "fp32" else "fp32")  # both win
 
 
 @pytest.mark.parametrize("fixture", ["tiny_chat_llama_dir", "tiny_bert_dir", "tiny_gpt2_dir"])

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.batching import Encoded, collate, sorted_batches
+from ..machine import machine_info
 from ..paths import cache_root
 from .device import autocast
 from .faults import maybe_die
@@ -31,6 +32,11 @@ MEMORY_LIMIT_BYTES = int(float(os.environ.get("LMCLASSIFY_FEATURE_MEMORY_GB", "4
 # not in that timing. Xeon with AMX: int8 timed 0.86x bf16's time, yet its cache took 1.2x
 # that of bf16 under autocast (bench/results/speed-intel-amx-bf16.md), slower than bf16 throughout.
 INT8_OVERHEAD = 1.5
+# ... and bf16 over a winning int8 only where the CPU multiplies bf16 in tiles (AMX). With
+# dot-product bf16 alone (AVX512_BF16: AMD EPYC Zen 4) bf16 matmuls timed 2x fp32, but a
+# bf16 cache's whole forward (norms, attention, activations in bf16) took 1.2-1.3x the int8
+# cache's time (bench/results/speed-amd-avx512.md).
+BF16_TILES = "amx_bf16"
 # What a bf16 cache's file name says: bf16 throughout (stop 19's bf16 caches ran under
 # autocast with fp32 norms and residual stream, tagged "bf16": never read as these).
 BF16_TAG = "bf16all"
@@ -88,8 +94,8 @@ def effective_precision(model, precision: str, device: torch.device) -> str:
     """What ``build_features(precision=...)`` really computes in (what a run records it
     used): int8 only on a CPU where an integer kernel beats fp32 on these blocks, bf16 only
     on one that does bf16 natively and faster; ``auto``: bf16 where it wins, int8 where
-    only it does or where its timing beats bf16's by ``INT8_OVERHEAD``, fp32 where neither
-    wins or on a GPU."""
+    only it does, where the CPU lacks ``BF16_TILES`` or where its timing beats bf16's by
+    ``INT8_OVERHEAD``; fp32 where neither wins or on a GPU."""
     if device.type != "cpu" or precision == "fp32":
         return "fp32"
     if precision != "auto":
@@ -98,6 +104,8 @@ def effective_precision(model, precision: str, device: torch.device) -> str:
     int8, bf16 = _int8_choice(model), _bf16_choice(model)
     if bf16.kernel is None or int8.kernel is None:
         return "bf16" if bf16.kernel else "int8" if int8.kernel else "fp32"
+    if BF16_TILES not in machine_info()["flags"]:
+        return "int8"
     if int8.kernel in int8.ms and "bf16" in bf16.ms and INT8_OVERHEAD * int8.ms[int8.kernel] < bf16.ms["bf16"]:
         return "int8"
     return "bf16"  # also untimed (a busy machine): bf16 needs no scaling passes and rounds less
