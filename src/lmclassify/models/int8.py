@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D  # GPT-2's linear layer, weight (in, out)
 
-from .int8_kernels import BY_NAME, choose_kernel
+from .int8_kernels import BY_NAME, choose_kernel, finish, row_scales
 
 # A row this many times the batch's median abs-max is a massive-activation token.
 OUTLIER_RATIO = 16.0
@@ -61,10 +61,7 @@ def quantized_input(x: torch.Tensor, kernel, columns: Optional[torch.Tensor] = N
     memo = getattr(x, _MEMO, None)
     if memo is not None and memo[0] == (kernel.name, key) and memo[1] == _version(x):
         return x2, *memo[2:]
-    mags = x2.abs()  # the one (N, in) buffer quantizing allocates: prepare writes into it
-    if columns is not None:
-        mags.index_fill_(1, columns, 0.0)
-    amax = mags.amax(1, keepdim=True).clamp_(min=1e-8)  # (N, 1): one scale per token
+    mags, amax = row_scales(x2, columns)
     exact = None if columns is None else x2.index_select(1, columns)
     prepared = kernel.prepare(x2, amax, mags, columns)
     setattr(x, _MEMO, ((kernel.name, key), _version(x), amax, prepared, exact))
@@ -115,11 +112,7 @@ class Int8Linear(nn.Module):
         y = self._mm(prepared)  # (N, out), still to be multiplied by out_scale
         if exact_in is not None:
             y.addmm_(exact_in, self.weight_columns)
-        scale = self._mm.out_scale
-        if scale is not None:
-            y = y.mul_(scale) if self.bias is None else torch.addcmul(self.bias, y, scale, out=y)
-        elif self.bias is not None:
-            y.add_(self.bias)
+        y = finish(self._mm, y, self.bias)
         if self.weight_fp32 is not None and x2.shape[0] > 1:
             rows = (amax.squeeze(1) > OUTLIER_RATIO * amax.median()).nonzero().squeeze(1)
             if rows.numel():

@@ -212,11 +212,29 @@ def time_kernels(shapes: dict[tuple[int, int], int], rows: int = TIMING_ROWS, re
     return totals
 
 
+def row_scales(x2: torch.Tensor, columns: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(|x2| with ``columns`` zeroed, its per-row abs-max (N, 1)): one scale per token, set
+    without the columns its layer computes in fp32. The first is the one (N, in) float
+    buffer quantizing allocates: ``prepare`` writes into it."""
+    mags = x2.abs()
+    if columns is not None:
+        mags.index_fill_(1, columns, 0.0)
+    return mags, mags.amax(1, keepdim=True).clamp_(min=1e-8)
+
+
+def finish(kernel, y: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``kernel(prepared)``'s output with the weight scale it still awaits (``out_scale``)
+    and ``bias`` applied in place: one pass where both are due."""
+    scale = kernel.out_scale
+    if scale is not None:
+        return y.mul_(scale) if bias is None else torch.addcmul(bias, y, scale, out=y)
+    return y if bias is None else y.add_(bias)
+
+
 def _timed_call(kernel, x: torch.Tensor) -> torch.Tensor:
     """One layer's work on ``kernel`` as ``Int8Linear`` does it, exact columns aside."""
-    mags = x.abs()
-    y = kernel(kernel.prepare(x, mags.amax(1, keepdim=True).clamp_(min=1e-8), mags))
-    return y if kernel.out_scale is None else y.mul_(kernel.out_scale)
+    mags, amax = row_scales(x)
+    return finish(kernel, kernel(kernel.prepare(x, amax, mags)))
 
 
 def _machine_is_busy() -> bool:

@@ -34,7 +34,7 @@ MEMORY_LIMIT_BYTES = int(float(os.environ.get("LMCLASSIFY_FEATURE_MEMORY_GB", "4
 INT8_OVERHEAD = 1.5
 # ... and bf16 over a winning int8 only where the CPU multiplies bf16 in tiles (AMX). With
 # dot-product bf16 alone (AVX512_BF16: AMD EPYC Zen 4) bf16 matmuls timed 2x fp32, but a
-# bf16 cache's whole forward (norms, attention, activations in bf16) took 1.2-1.3x the int8
+# bf16 cache's whole forward (norms, attention, activations in bf16) took 1.15-1.3x the int8
 # cache's time (bench/results/speed-amd-avx512.md).
 BF16_TILES = "amx_bf16"
 # What a bf16 cache's file name says: bf16 throughout (stop 19's bf16 caches ran under
