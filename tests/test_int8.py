@@ -40,6 +40,19 @@ def test_every_kernel_scales_per_token(kernel):
     assert _rel_err(q(x)[:1], lin(x)[:1]) < 0.03
 
 
+@pytest.mark.skipif(not BY_NAME["int_mm"].available(), reason="torch._int_mm missing")
+def test_int_mm_output_converted_in_place_equals_the_plain_conversion():
+    """``IntMM`` turns its int32 result into fp32 in the same memory (no temporary): every
+    value must be what ``float()`` then the row scale give, bit for bit."""
+    torch.manual_seed(0)
+    kernel = BY_NAME["int_mm"](torch.randn(48, 64))
+    x = torch.randn(40, 64) * 3
+    mags, amax = int8_kernels.row_scales(x)
+    q, scale = kernel.prepare(x, amax, mags)
+    expected = torch._int_mm(q, kernel.qweight).float() * scale
+    assert torch.equal(kernel((q, scale)), expected)
+
+
 def test_conv1d_weight_is_read_transposed():
     from transformers.pytorch_utils import Conv1D
 

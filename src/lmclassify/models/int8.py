@@ -85,6 +85,7 @@ class Int8Linear(nn.Module):
         has_columns = columns is not None and len(columns) > 0
         self.register_buffer("columns", columns.long().sort().values if has_columns else None)
         self._key = tuple(self.columns.tolist()) if has_columns else ()
+        # zero weights on the exact columns: ``IntMM.prepare`` leaves those inputs unzeroed
         self._mm = BY_NAME[kernel](w.index_fill(1, self.columns, 0.0) if has_columns else w)
         # (k, out), divided by the scale the kernel's output still awaits, so that the exact
         # columns join before it and one pass applies it and the bias
