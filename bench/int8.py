@@ -12,8 +12,14 @@ reruns the timing in a child process with ATen, oneDNN and FBGEMM capped at AVX2
 (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, ``FBGEMM_ENABLE_INSTRUCTIONS``): how the
 choice behaves on a CPU without VNNI, emulated on this one (not a real AVX2 CPU; says so).
 
-Timing: the contenders predict the test split in turn, three rounds; the best texts/s of
-each is kept (this machine is shared and noisy). Writes bench/results/int8.{json,md}.
+Timing: the contenders predict the test split in turn, ``ROUNDS`` rounds; the best texts/s
+of each is kept (this machine is shared and noisy).
+
+Ceiling: what a kernel could give at best on this CPU, whatever the quantizing costs. The
+fp32 model's linear layers take a share f of its prediction time (profiled), the timing
+check measured the kernel r times faster than fp32 on those layers, so no int8 model built
+on it can beat 1 / ((1 - f) + f / r) fp32 (Amdahl): the table says which targets the CPU
+allows at all. Writes bench/results/int8.{json,md}.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from common import md_table, recipe_split, write_results  # noqa: E402
 # recipe -> (model, predict batch size); batch 8 on the decoder as in bench/speed.py
 CASES = {"sst2": ("minilm-l6", 64), "trec": ("minilm-l6", 64), "sms-spam": ("smollm2-135m", 8)}
 SEED = 123
+ROUNDS = 5
 CONTENDERS = ("fp32", "int_mm", "fbgemm", "auto", "bf16")
 AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
 
@@ -76,11 +83,14 @@ def run_case(recipe: str, model_dir: Path, batch: int) -> dict:
     for clf in clfs.values():
         clf.train_config_.eval_batch_size = batch
         clf.predict(test.texts[:batch])  # warm-up
-    for _ in range(3):
+    for _ in range(ROUNDS):
         for name, clf in clfs.items():
             t0 = time.perf_counter()
             labels[name] = [str(y) for y in clf.predict(test.texts)]
             rates[name].append(len(gold) / (time.perf_counter() - t0))
+    share = matmul_share(clfs["fp32"], test.texts)
+    ceiling = {k: 1 / ((1 - share) + share * v / chosen.ms["fp32"]) for k, v in chosen.ms.items()
+               if k != "fp32" and chosen.ms.get("fp32")}
     acc = lambda ls: sum(a == b for a, b in zip(ls, gold)) / len(gold)  # noqa: E731
     agree = lambda ls: sum(a == b for a, b in zip(ls, labels["fp32"])) / len(gold)  # noqa: E731
     best = {c: max(r) for c, r in rates.items()}
@@ -90,7 +100,17 @@ def run_case(recipe: str, model_dir: Path, batch: int) -> dict:
             "accuracy": {c: acc(labels[c]) for c in CONTENDERS},
             "label_agreement": {c: agree(labels[c]) for c in CONTENDERS},
             "texts_per_second": best, "over_fp32": {c: best[c] / best["fp32"] for c in CONTENDERS},
-            "all_rates": rates}
+            "all_rates": rates, "fp32_linear_share": share, "ceiling_over_fp32": ceiling}
+
+
+def matmul_share(clf, texts: list[str]) -> float:
+    """The share of an fp32 prediction's CPU time spent in its linear layers' matmuls."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        clf.predict(texts)
+    times = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+    return sum(times.get(k, 0.0) for k in ("aten::addmm", "aten::mm")) / sum(times.values())
 
 
 def run_cases(names: list[str], reuse: Path | None) -> list[dict]:
@@ -149,6 +169,19 @@ def main() -> None:
              f"`quantize()` chose, natively: {kernels}\n\n"
              + md_table(["CPU", "recipe", "contender", "test texts", "acc %", "labels agree with fp32 %",
                          "texts/s", "x fp32"], rows))
+    ceilings = []
+    for isa, label in (("native", "native"), ("avx2_emulated", "AVX2 (emulated)")):
+        for r in out.get(isa, []):
+            timed = r["ceiling_over_fp32"]
+            ceilings.append([label, r["recipe"], f"{100 * r['fp32_linear_share']:.0f}",
+                             ", ".join(f"{k} {v:.2f}x" for k, v in timed.items()) or "(not timed: cached or forced)",
+                             round(r["over_fp32"]["auto"], 2)])
+    table += ("\n\n## The most a kernel could give here (Amdahl)\n\n"
+              "fp32 linear share: the fp32 model's prediction time in its linear layers' matmuls (profiled); "
+              "ceiling: 1 / ((1 - share) + share / r), r the kernel's timed speed-up over fp32 on those layers "
+              "(the timing check above), i.e. with quantizing free.\n\n"
+              + md_table(["CPU", "recipe", "fp32 linear share %", "ceiling per kernel (x fp32)", "auto measured (x fp32)"],
+                         ceilings))
     if "avx2_emulated" in out:
         table += ("\n\nAVX2 (emulated): the same CPU with ATen, oneDNN and FBGEMM capped at AVX2 through "
                   f"{', '.join(f'{k}={v}' for k, v in AVX2_ENV.items())}; a real AVX2-only CPU may differ.")

@@ -295,16 +295,16 @@ def _texts_csv(tmp_path, texts, labels):
 
 def test_bf16_stays_fp32_with_one_line_where_the_cpu_lacks_it(tiny_bert_dir, monkeypatch):
     from lmclassify import TextClassifier
-    from lmclassify.models import int8_kernels
+    from lmclassify.models import bf16, kernel_choice
 
     clf = TextClassifier(str(tiny_bert_dir), epochs=1, batch_size=8, progress=False, device="cpu")
     texts, labels = ["good film", "bad film"] * 4, ["pos", "neg"] * 4
     clf.fit(texts, labels)
     before = clf.predict_proba(texts)
     monkeypatch.delenv("LMCLASSIFY_BF16", raising=False)
-    info = int8_kernels.machine_info()
-    monkeypatch.setattr(int8_kernels, "machine_info", lambda: {**info, "flags": ["avx2"]})
-    monkeypatch.setattr(int8_kernels, "time_kernels", lambda *a, **k: pytest.fail("a CPU without bf16 is not timed"))
+    info = bf16.machine_info()
+    monkeypatch.setattr(bf16, "machine_info", lambda: {**info, "flags": ["avx2"]})
+    monkeypatch.setattr(kernel_choice, "time_kernels", lambda *a, **k: pytest.fail("a CPU without bf16 is not timed"))
     with pytest.warns(UserWarning, match="bf16: keeping fp32") as caught:
         clf.quantize("bf16")
     assert len(caught) == 1 and "\n" not in str(caught[0].message) and "amx_bf16" in str(caught[0].message)

@@ -4,7 +4,8 @@ import torch
 from torch import nn
 
 from lmclassify.errors import LmClassifyError
-from lmclassify.models import int8_kernels
+from lmclassify.machine import machine_info
+from lmclassify.models import int8_kernels, kernel_choice
 from lmclassify.models.int8 import (OUTLIER_RATIO, Int8Linear, layer_shapes, linear_targets, outlier_columns,
                                     quantize_int8)
 from lmclassify.models.int8_kernels import BY_NAME, choose_kernel
@@ -145,17 +146,17 @@ def test_env_forces_a_kernel_or_fp32(monkeypatch):
 def _fake_timings(monkeypatch, ms: dict) -> list:
     calls = []
 
-    def fake(shapes, rows=int8_kernels.TIMING_ROWS, **_):
+    def fake(shapes, kernels, rows=kernel_choice.TIMING_ROWS, **_):
         calls.append(shapes)
         return dict(ms)
 
-    monkeypatch.setattr(int8_kernels, "time_kernels", fake)
+    monkeypatch.setattr(kernel_choice, "time_kernels", fake)
     return calls
 
 
 def test_fastest_kernel_is_chosen_timed_once_then_cached(monkeypatch):
     monkeypatch.delenv(int8_kernels.ENV, raising=False)
-    monkeypatch.setattr(int8_kernels, "_machine_is_busy", lambda: False)
+    monkeypatch.setattr(kernel_choice, "_machine_is_busy", lambda: False)
     slow_int_mm = {"fp32": 3.4, "int_mm": 139.0, "fbgemm": 1.6}  # the AVX2-only EPYC of issue 14
     calls = _fake_timings(monkeypatch, slow_int_mm)
     first = choose_kernel({(576, 1536): 3})
@@ -169,12 +170,12 @@ def test_fastest_kernel_is_chosen_timed_once_then_cached(monkeypatch):
 
 def test_a_busy_machine_goes_by_cpu_flags_and_caches_nothing(monkeypatch):
     monkeypatch.delenv(int8_kernels.ENV, raising=False)
-    monkeypatch.setattr(int8_kernels, "_machine_is_busy", lambda: True)
+    monkeypatch.setattr(kernel_choice, "_machine_is_busy", lambda: True)
     calls = _fake_timings(monkeypatch, {"fp32": 9.0, "int_mm": 44.0, "fbgemm": 23.0})  # what neighbours do to it
     busy = choose_kernel({(576, 1536): 1})
-    assert busy.kernel == int8_kernels.preferred_kernel(int8_kernels.machine_info()["flags"]) and not calls
+    assert busy.kernel == int8_kernels.preferred_kernel(machine_info()["flags"]) and not calls
     assert "busy" in busy.source
-    monkeypatch.setattr(int8_kernels, "_machine_is_busy", lambda: False)
+    monkeypatch.setattr(kernel_choice, "_machine_is_busy", lambda: False)
     assert choose_kernel({(576, 1536): 1}).source == "timed" and len(calls) == 1
 
 
@@ -188,13 +189,13 @@ def test_cpu_flags_pick_the_kernel_with_a_fast_path(flags, expected):
 
 def test_fp32_stays_when_no_integer_kernel_wins(monkeypatch):
     monkeypatch.delenv(int8_kernels.ENV, raising=False)
-    monkeypatch.setattr(int8_kernels, "_machine_is_busy", lambda: False)
+    monkeypatch.setattr(kernel_choice, "_machine_is_busy", lambda: False)
     _fake_timings(monkeypatch, {"fp32": 1.0, "int_mm": 0.95, "fbgemm": 2.0})  # < MIN_GAIN faster
     assert choose_kernel({(32, 32): 1}).kernel is None
 
 
 def test_real_timing_check_returns_every_available_kernel():
-    ms = int8_kernels.time_kernels({(64, 128): 2}, rows=32)
+    ms = kernel_choice.time_kernels({(64, 128): 2}, BY_NAME, rows=32)
     assert set(ms) == {"fp32", *KERNELS} and all(v > 0 for v in ms.values())
 
 

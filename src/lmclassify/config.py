@@ -20,8 +20,7 @@ from typing import Any, Optional, Union
 
 from .data.splits import parse_fractions
 from .errors import LmClassifyError
-
-NETWORKS = ("sequence", "token")
+from .networks import NETWORKS, SEQUENCE, TOKEN
 
 
 def opt(default: Any = None, help: str = "", *, choices: Optional[tuple] = None, type: Any = None,
@@ -71,38 +70,38 @@ class ModelConfig:
     save_adapter: bool = opt(False, "--train-layers lora: also write the peft adapter (head included) into "
                                     "OUTPUT/adapter/; the model itself is saved merged either way")
     pooling: str = opt("auto", "auto: last for decoders, cls for encoders (mean under --head logistic)",
-                       choices=("auto", "last", "cls", "mean", "max", "attention"), applies=("sequence",))
+                       choices=("auto", "last", "cls", "mean", "max", "attention"), applies=(SEQUENCE,))
     embedding_norm: str = opt("auto", "l2: divide the pooled vector by its length before the head, as "
                                       "sentence-transformers encoders (all-MiniLM-L6-v2) end; auto: l2 for an "
                                       "encoder's logistic head (--head logistic, --method setfit: fitted on the "
                                       "unit vectors as SetFit does), none otherwise",
-                              choices=("auto", "l2", "none"), applies=("sequence",))
+                              choices=("auto", "l2", "none"), applies=(SEQUENCE,))
     head: str = opt("linear", "mlp: Linear, GELU, dropout, Linear (lmclassify's own head); logistic: scikit-learn's "
                               "logistic regression on the pooled frozen features, saved as a Linear head "
                               "(implies --train-layers head unless --method setfit; single-label)",
                     choices=("linear", "mlp", "logistic"))
-    head_bias: bool = opt(False, "add a bias to a decoder's linear head", applies=("sequence",))
+    head_bias: bool = opt(False, "add a bias to a decoder's linear head", applies=(SEQUENCE,))
     crf: bool = opt(False, "token tasks: a CRF over the word scores (learned transitions, Viterbi)",
-                    applies=("token",))
+                    applies=(TOKEN,))
     task: str = opt("auto", "auto (default): CoNLL files -> token; lists or separated labels -> multi; "
                             "fractional numbers -> regression; else single",
-                    choices=("auto", "single", "multi", "regression", "token"), applies=("sequence",))
+                    choices=("auto", "single", "multi", "regression", "token"), applies=(SEQUENCE,))
     pair_mode: str = opt("joint", "text pairs: joint (one sequence) or siamese (each text alone, head on "
-                                  "[u, v, |u-v|])", choices=("joint", "siamese"), applies=("sequence",))
+                                  "[u, v, |u-v|])", choices=("joint", "siamese"), applies=(SEQUENCE,))
     max_length: Optional[int] = opt(None, "tokens per text (pair, sentence); longer ones are truncated "
                                           "(default 256, 128 for token tasks; clamped to the model's limit)",
                                     type=int)
     long_text: str = opt("truncate", "texts past --max-length: truncate (keep the start), head-tail (the first "
                                      "quarter and last three quarters of the budget) or chunk (overlapping windows, "
                                      "one prediction from their logits)", choices=("truncate", "head-tail", "chunk"),
-                         applies=("sequence",))
+                         applies=(SEQUENCE,))
     stride: Optional[int] = opt(None, "tokens shared by neighbouring windows of a long text (--long-text chunk; "
                                       "token tasks always tag long sentences in windows); default --max-length / 8",
                                 type=int)
     chunk_aggregate: str = opt("mean", "--long-text chunk: a text's logits are the mean or the max of its windows'",
-                               choices=("mean", "max"), applies=("sequence",))
+                               choices=("mean", "max"), applies=(SEQUENCE,))
     input_template: str = opt("auto", "auto: decoders with a chat template read each text as a user turn",
-                              choices=("auto", "chat", "none"), applies=("sequence",))
+                              choices=("auto", "chat", "none"), applies=(SEQUENCE,))
 
 
 @dataclass
@@ -163,13 +162,13 @@ class TrainConfig:
     compile: bool = opt(False, "torch.compile the training forward: worth its start-up cost on a GPU or a long run")
     method: str = opt("finetune", "finetune: the training loop on the labels; setfit (few labels): contrastive "
                                   "pair fine-tuning of the encoder (cosine loss over same/different-label pairs), "
-                                  "then --head logistic", choices=("finetune", "setfit"), applies=("sequence",))
+                                  "then --head logistic", choices=("finetune", "setfit"), applies=(SEQUENCE,))
     pair_iterations: int = opt(20, "--method setfit: R; each text gets R same-label and R other-label partners "
-                                   "(2 R N pairs per epoch)", type=int, applies=("sequence",))
+                                   "(2 R N pairs per epoch)", type=int, applies=(SEQUENCE,))
     logistic_c: float = opt(1.0, "--head logistic: inverse L2 strength C of the logistic regression", type=float,
-                            applies=("sequence",))
+                            applies=(SEQUENCE,))
     logistic_standardize: bool = opt(True, "--head logistic: z-score the features first (folded into the saved "
-                                           "head)", applies=("sequence",))
+                                           "head)", applies=(SEQUENCE,))
     save_every: Optional[int] = opt(None, "also write a checkpoint every N steps (one is written at every "
                                           "evaluation)", type=int, applies=())
     report_to: str = opt("none", "tensorboard: write TensorBoard event files into the run's tensorboard/ folder",

@@ -1,5 +1,5 @@
-"""What this machine's CPU can do: the facts that decide which int8 kernel is fastest
-(``models/int8_kernels.py``) and that every benchmark result records, so numbers from
+"""What this machine's CPU can do: the facts that decide which int8 or bf16 kernel is
+fastest (``models/kernel_choice.py``) and that every benchmark result records, so numbers from
 different CPUs are never compared silently."""
 from __future__ import annotations
 

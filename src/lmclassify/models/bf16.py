@@ -6,17 +6,51 @@ stream stay fp32 (autocast adds a layer's bf16 output to an fp32 residual in fp3
 Why beside int8: on a Xeon with AMX, bf16 matmuls ran ~8x fp32 and as fast as
 ``torch._int_mm``, without int8's per-token scaling passes, so bf16 was the faster of the
 two there and ~4x closer to fp32 (bench/results/int8-intel-amx.md). On a CPU without
-native bf16 it is far slower than fp32: ``int8_kernels.choose_bf16`` times it first.
+native bf16 it is far slower than fp32: ``choose_bf16`` times it first.
 
 The training cache's copy (``bf16_prefix_copy``) goes further: bf16 throughout, no autocast.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
+from ..machine import machine_info
 from .int8 import layer_shapes, linear_targets
-from .int8_kernels import KernelChoice, choose_bf16
+from .kernel_choice import KernelChoice, choose
+
+ENV = "LMCLASSIFY_BF16"
+FLAGS = ("amx_bf16", "avx512_bf16")  # a CPU without one of these emulates bf16: never faster
+
+
+class Bf16:
+    """bf16 weights and activations, fp32 accumulation, as a candidate of the timing check
+    (``models/kernel_choice.py``) against fp32. Fast only where the CPU multiplies bf16
+    natively (AMX: ~8x fp32 on a Xeon), far slower elsewhere."""
+
+    name = "bf16"
+
+    def __init__(self, w: torch.Tensor):
+        self.w = w.to(torch.bfloat16)
+
+    def layer(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x.to(torch.bfloat16), self.w).float()
+
+    @staticmethod
+    def available() -> bool:
+        return True
+
+
+def choose_bf16(shapes: dict[tuple[int, int], int]) -> KernelChoice:
+    """``bf16`` where this CPU multiplies bf16 faster than fp32 by ``kernel_choice.MIN_GAIN``
+    on layers of these shapes, else None (stay fp32): forced by ``$LMCLASSIFY_BF16`` (auto,
+    bf16, fp32), else cached, else timed; a CPU without native bf16 is not even timed."""
+    info = machine_info()
+    if os.environ.get(ENV, "auto").strip().lower() in ("", "auto") and not any(f in info["flags"] for f in FLAGS):
+        return KernelChoice(None, f"no {' or '.join(FLAGS)} on this CPU", cpu=info["summary"])
+    return choose(shapes, {Bf16.name: Bf16}, ENV, "bf16 | ", lambda flags: Bf16.name)
 
 
 def bf16_linears(model: nn.Module, keep: set[int] = frozenset()) -> int:

@@ -13,6 +13,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoMod
     AutoTokenizer
 
 from ..errors import LmClassifyError, first_line
+from ..networks import TOKEN
 from .adapters import LoraSettings, add_lora, lora_train_layers
 from .backbone import is_encoder, num_layers
 from .heads import make_head
@@ -20,8 +21,6 @@ from .input_template import apply_input_template
 from .resolve import BUILTIN_MODELS, resolve_model
 from .sequence import SequenceClassifier
 from .tagger import TokenTagger
-
-SEQUENCE, TOKEN = "sequence", "token"
 
 
 def load_tokenizer(path: Union[str, Path], words: bool = False):

@@ -1,5 +1,6 @@
 """Tasks: what differs between problem shapes, behind one base class (``base.Task``)."""
-from .base import SEQUENCE, TOKEN, Task
+from ..networks import SEQUENCE, TOKEN
+from .base import Task
 from .multi_label import MultiLabel, split_labels
 from .registry import TASKS, infer_task, make_task, task_from_saved
 from .regression import Regression

@@ -14,8 +14,7 @@ import torch
 
 from ..data.labels import LabelMap
 from ..errors import LmClassifyError
-
-SEQUENCE, TOKEN = "sequence", "token"  # the network a task needs: one output per text, or per token
+from ..networks import SEQUENCE
 
 
 class Task:

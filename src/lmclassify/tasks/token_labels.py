@@ -22,7 +22,8 @@ from ..data.conll import tag_set
 from ..data.labels import LabelMap
 from ..errors import LmClassifyError
 from ..evaluation.entities import entity_metrics, entity_types
-from .base import TOKEN, Task, register
+from ..networks import TOKEN
+from .base import Task, register
 from .weights import parse_class_weights
 
 _SHOW = 10

@@ -76,7 +76,7 @@ def build_features(model, enc: Encoded, pad_id: int, device: torch.device,
     ``precision="int8"``: an int8 copy of the frozen blocks computes them (CPU only, on
     the kernel ``models/int8_kernels.py`` picks; fp32 where no integer kernel wins).
     ``"bf16"``: the embeddings and frozen blocks run in bf16 (where the CPU does bf16 natively,
-    ``int8_kernels.choose_bf16``; fp32 elsewhere); ``"auto"``: see ``effective_precision``."""
+    ``bf16.choose_bf16``; fp32 elsewhere); ``"auto"``: see ``effective_precision``."""
     precision = effective_precision(model, precision, device)  # int8/bf16 only where they win
     # built only if a split must be computed (not when its states are found on disk), once
     compute = functools.cache(lambda: _int8_prefix(model) if precision == "int8" else
