@@ -18,8 +18,8 @@ of each is kept (this machine is shared and noisy).
 Ceiling: what a kernel could give at best on this CPU. The fp32 model's linear layers take
 a share f of its prediction time (profiled), the timing check measured the kernel's layers
 (quantizing included) r times faster than fp32, so an int8 model on it that changes
-nothing outside those layers cannot beat 1 / ((1 - f) + f / r) fp32 (Amdahl): the table says which targets the CPU
-allows at all. Writes bench/results/int8.{json,md}.
+nothing outside those layers cannot beat 1 / ((1 - f) + f / r) fp32 (Amdahl): the table
+says which targets the CPU allows at all. Writes bench/results/int8.{json,md}.
 """
 from __future__ import annotations
 
@@ -179,9 +179,10 @@ def main() -> None:
     table += ("\n\n## The most a kernel could give here (Amdahl)\n\n"
               "fp32 linear share: the fp32 model's prediction time in its linear layers' matmuls (profiled); "
               "ceiling: 1 / ((1 - share) + share / r), r the kernel's timed speed-up over fp32 on those layers "
-              "(the timing check above, quantizing included), i.e. the most int8 layers that fast can give while everything outside them stays as it is.\n\n"
-              + md_table(["CPU", "recipe", "fp32 linear share %", "ceiling per kernel (x fp32)", "auto measured (x fp32)"],
-                         ceilings))
+              "(the timing check above, quantizing included), i.e. the most int8 layers that fast can give "
+              "while everything outside them stays as it is.\n\n"
+              + md_table(["CPU", "recipe", "fp32 linear share %", "ceiling per kernel (x fp32)",
+                          "auto measured (x fp32)"], ceilings))
     if "avx2_emulated" in out:
         table += ("\n\nAVX2 (emulated): the same CPU with ATen, oneDNN and FBGEMM capped at AVX2 through "
                   f"{', '.join(f'{k}={v}' for k, v in AVX2_ENV.items())}; a real AVX2-only CPU may differ.")

@@ -23,7 +23,6 @@ import torch
 
 from .kernel_choice import KernelChoice, choose
 
-KERNELS = ("int_mm", "fbgemm")
 ENV = "LMCLASSIFY_INT8_KERNEL"
 
 
