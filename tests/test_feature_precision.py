@@ -117,6 +117,24 @@ def test_fit_records_bf16_only_where_it_ran(tiny_llama_dir, monkeypatch):
         assert clf.train_config_.feature_precision == expected
 
 
+def test_a_fit_decides_its_cache_precision_once(tiny_llama_dir, monkeypatch):
+    """A machine too busy to time goes by its CPU flags and is timed at the next lookup:
+    the run decides once, so what it records (int8) is what computed its states."""
+    from lmclassify import TextClassifier
+    from lmclassify.models.kernel_choice import KernelChoice
+    from lmclassify.training import feature_cache
+
+    answers = iter([KernelChoice("int_mm", "CPU flags; machine busy, not timed")])  # then: timed, fp32 wins
+    monkeypatch.setattr(feature_cache, "_int8_choice", lambda model: next(answers, KernelChoice(None, "timed")))
+    built, real = [], feature_cache._int8_prefix
+    monkeypatch.setattr(feature_cache, "_int8_prefix",
+                        lambda model, kernel: built.append(kernel) or real(model, kernel))
+    texts, labels = ["good film", "bad film", "great fun", "awful", "fine", "dull"] * 2, ["p", "n"] * 6
+    clf = TextClassifier(str(tiny_llama_dir), epochs=1, batch_size=4, progress=False, device="cpu",
+                         feature_precision="int8").fit(texts, labels, validation=(texts[:4], labels[:4]))
+    assert clf.train_config_.feature_precision == "int8" and built == ["int_mm"]
+
+
 @pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_bert_dir", "tiny_gpt2_dir"])
 def test_faster_copies_share_what_they_do_not_change(request, fixture):
     """The int8 and bf16 copies of the frozen blocks hold no second copy of the weights they

@@ -32,7 +32,7 @@ from ..models.resolve import DEFAULT_DECODER
 from ..tasks import TOKEN, Task
 from ..training import distributed
 from ..training.device import pick_device
-from ..training.feature_cache import build_features, effective_precision
+from ..training.feature_cache import FP32, build_features, resolve_precision
 from ..training.logistic_head import fit_logistic_head, method_defaults, uses_logistic_head
 from ..training.loop import FitResult, fit, predict_logits
 
@@ -173,14 +173,14 @@ class LMEstimator(BaseEstimator):
             self._encoded["validation"] = self._encode(*validation)
         self.truncated_ = {k: e.truncated for k, e in self._encoded.items()}
         self.feature_cache_ = bool(tc.feature_cache and self.module_.cacheable)
-        # what the run really does (int8 needs a CPU and a kernel that wins), as it is saved
-        tc.feature_precision = effective_precision(self.module_, tc.feature_precision, self.device_) \
-            if self.feature_cache_ else "fp32"
+        # what the run really does (int8 needs a CPU and a kernel that wins), decided once, as saved
+        prefix = resolve_precision(self.module_, tc.feature_precision, self.device_) if self.feature_cache_ else FP32
+        tc.feature_precision = prefix.name
         if self.feature_cache_:
             for name, enc in self._encoded.items():
                 build_features(self.module_, enc, self.pad_id, self.device_, desc=f"cache {name}",
                                spill_dir=feature_dir,  # int8 only where it cannot touch the metrics
-                               precision=tc.feature_precision if name == "train" else "fp32")
+                               precision=prefix if name == "train" else FP32)
         val = self._encoded.get("validation")
         # --head logistic (and --method setfit): scikit-learn fits the head (training/logistic_head.py)
         fit_head = fit_logistic_head if uses_logistic_head(mc) else fit

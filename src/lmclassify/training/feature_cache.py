@@ -13,8 +13,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -67,21 +68,37 @@ def model_fingerprint(model) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class Precision:
+    """What the frozen blocks compute cached states in (``name``: fp32, int8 or bf16) and,
+    for int8, on which kernel: decided once (``resolve_precision``) so that a run records
+    what really computed its states. A machine too busy to time goes by its CPU flags and
+    is timed at the next lookup, which could decide otherwise mid-run."""
+
+    name: str
+    kernel: Optional[str] = None
+
+
+FP32 = Precision("fp32")
+
+
 def build_features(model, enc: Encoded, pad_id: int, device: torch.device,
                    tokens_per_batch: int = 8192, max_texts: int = 32, desc: str = "features",
-                   spill_dir: Optional[Path] = None, precision: str = "fp32") -> Encoded:
+                   spill_dir: Optional[Path] = None, precision: Union[str, Precision] = "fp32") -> Encoded:
     """Fill ``enc.features`` (and a siamese pair's ``enc.pair_features``) with boundary
     states; returns ``enc`` for chaining. ``spill_dir``: keep them on disk there whatever
     their size (a run's folder, so a resumed run reads them instead of recomputing).
     ``precision="int8"``: an int8 copy of the frozen blocks computes them (CPU only, on
     the kernel ``models/int8_kernels.py`` picks; fp32 where no integer kernel wins).
     ``"bf16"``: the embeddings and frozen blocks run in bf16 (where the CPU does bf16 natively,
-    ``bf16.choose_bf16``; fp32 elsewhere); ``"auto"``: see ``effective_precision``."""
-    precision = effective_precision(model, precision, device)  # int8/bf16 only where they win
+    ``bf16.choose_bf16``; fp32 elsewhere); ``"auto"``: see ``resolve_precision``, which a
+    ``Precision`` already went through."""
+    if isinstance(precision, str):
+        precision = resolve_precision(model, precision, device)  # int8/bf16 only where they win
     # built only if a split must be computed (not when its states are found on disk), once
-    compute = functools.cache(lambda: _int8_prefix(model) if precision == "int8" else
-                              _bf16_prefix(model) if precision == "bf16" else model)
-    tag = {"fp32": "", "bf16": BF16_TAG}.get(precision, precision)
+    compute = functools.cache(lambda: _int8_prefix(model, precision.kernel) if precision.name == "int8" else
+                              _bf16_prefix(model) if precision.name == "bf16" else model)
+    tag = {"fp32": "", "bf16": BF16_TAG}.get(precision.name, precision.name)
     enc.features = _states(model, enc.input_ids, pad_id, device, tokens_per_batch, max_texts, desc, spill_dir,
                            compute, tag)
     if enc.pair_ids is not None:
@@ -90,25 +107,27 @@ def build_features(model, enc: Encoded, pad_id: int, device: torch.device,
     return enc
 
 
-def effective_precision(model, precision: str, device: torch.device) -> str:
+def resolve_precision(model, precision: str, device: torch.device) -> Precision:
     """What ``build_features(precision=...)`` really computes in (what a run records it
     used): int8 only on a CPU where an integer kernel beats fp32 on these blocks, bf16 only
     on one that does bf16 natively and faster; ``auto``: bf16 where it wins, int8 where
     only it does, where the CPU lacks ``BF16_TILES`` or where its timing beats bf16's by
     ``INT8_OVERHEAD``; fp32 where neither wins or on a GPU."""
     if device.type != "cpu" or precision == "fp32":
-        return "fp32"
-    if precision != "auto":
-        wins = _int8_choice(model).kernel if precision == "int8" else _bf16_choice(model).kernel
-        return precision if wins is not None else "fp32"
+        return FP32
+    if precision == "int8":
+        kernel = _int8_choice(model).kernel
+        return FP32 if kernel is None else Precision("int8", kernel)
+    if precision == "bf16":
+        return Precision("bf16") if _bf16_choice(model).kernel is not None else FP32
     int8, bf16 = _int8_choice(model), _bf16_choice(model)
     if bf16.kernel is None or int8.kernel is None:
-        return "bf16" if bf16.kernel else "int8" if int8.kernel else "fp32"
+        return Precision("bf16") if bf16.kernel else Precision("int8", int8.kernel) if int8.kernel else FP32
     if BF16_TILES not in machine_info()["flags"]:
-        return "int8"
+        return Precision("int8", int8.kernel)
     if int8.kernel in int8.ms and "bf16" in bf16.ms and INT8_OVERHEAD * int8.ms[int8.kernel] < bf16.ms["bf16"]:
-        return "int8"
-    return "bf16"  # also untimed (a busy machine): bf16 needs no scaling passes and rounds less
+        return Precision("int8", int8.kernel)
+    return Precision("bf16")  # also untimed (a busy machine): bf16 needs no scaling passes and rounds less
 
 
 def _frozen_linears(model) -> list:
@@ -129,12 +148,11 @@ def _bf16_choice(model):
     return bf16_for(_frozen_linears(model))
 
 
-def _int8_prefix(model):
-    """An int8 copy of the frozen blocks, or ``model`` itself where fp32 is as fast."""
+def _int8_prefix(model, kernel: str):
+    """An int8 copy of the frozen blocks on ``kernel``."""
     from ..models.int8 import int8_prefix_copy
 
-    kernel = _int8_choice(model).kernel
-    return model if kernel is None else int8_prefix_copy(model, kernel)
+    return int8_prefix_copy(model, kernel)
 
 
 def _bf16_prefix(model):
