@@ -223,3 +223,12 @@ def test_a_dying_rank_ends_the_job_in_one_line_and_the_run_resumes_under_torchru
     for n in two:
         assert torch.allclose(two[n], resumed[n], atol=1e-6), n
     assert (out / "metrics.jsonl").read_text() == (runs / "two" / "metrics.jsonl").read_text()
+
+
+def test_a_rank_stopped_by_torchrun_says_what_a_broken_collective_says():
+    """Which a surviving rank meets first when another dies, torchrun's SIGTERM or the
+    broken collective, is a race: both end in the same one line."""
+    from lmclassify.training import distributed
+
+    with pytest.raises(distributed.PeerFailed, match="another process of this torchrun job failed"):
+        distributed._stopped(15, None)

@@ -92,7 +92,10 @@ def init(device: torch.device) -> None:
 
 
 def _stopped(signum, frame):
-    raise PeerFailed("stopped by torchrun: another process of this job failed (its message is above)")
+    # the same words as ``failures_as_one_line``: which of the two a surviving rank meets first
+    # (torchrun's SIGTERM or the broken collective) is a race
+    raise PeerFailed(f"another process of this torchrun job failed (its message is above); "
+                     f"torchrun stopped this one (rank {rank()})")
 
 
 def barrier() -> None:
