@@ -91,11 +91,13 @@ def init(device: torch.device) -> None:
     signal.signal(signal.SIGTERM, _stopped)
 
 
+# What a surviving rank says, however it learns of the death (torchrun's SIGTERM or the
+# broken collective: which comes first is a race)
+PEER_FAILED = "another process of this torchrun job failed (its message is above)"
+
+
 def _stopped(signum, frame):
-    # the same words as ``failures_as_one_line``: which of the two a surviving rank meets first
-    # (torchrun's SIGTERM or the broken collective) is a race
-    raise PeerFailed(f"another process of this torchrun job failed (its message is above); "
-                     f"torchrun stopped this one (rank {rank()})")
+    raise PeerFailed(f"{PEER_FAILED}; torchrun stopped this one (rank {rank()})")
 
 
 def barrier() -> None:
@@ -204,8 +206,7 @@ def failures_as_one_line(job: F) -> F:
             raise
         except Exception as e:
             if launched() and _peer_failure(e):
-                raise PeerFailed(f"another process of this torchrun job failed (its message is above); "
-                                 f"this one (rank {rank()}) stopped") from None
+                raise PeerFailed(f"{PEER_FAILED}; this one (rank {rank()}) stopped") from None
             raise
         finally:
             if active():  # the job is over: torchrun's SIGTERM now ends the process without a word
