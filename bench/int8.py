@@ -1,7 +1,10 @@
 """What `--quantize int8` costs and gains, side by side with fp32 on the same trained model,
 for every integer kernel (``models/int8_kernels.py``) and for the one ``quantize()`` picks
-itself, and `--quantize bf16` (fp32 where the CPU lacks native bf16): test accuracy, label agreement with fp32 and prediction texts/s, for the default
-encoder (SST-2, TREC) and the default decoder (SMS spam), each trained with its recipe.
+itself, the same choice with int8's passes around the matmul as torch ops instead of C
+("torch passes": a machine without a C compiler, ``models/int8_passes.py``), and
+`--quantize bf16` (fp32 where the CPU lacks native bf16): test accuracy, label agreement
+with fp32 and prediction texts/s, for the default encoder (SST-2, TREC) and the default
+decoder (SMS spam), each trained with its recipe.
 
     python bench/int8.py                          # sst2, trec, sms-spam: trains each (~15 min alone)
     python bench/int8.py --only sst2,sms-spam --reuse runs/bench-serve
@@ -9,8 +12,9 @@ encoder (SST-2, TREC) and the default decoder (SMS spam), each trained with its 
 
 ``--reuse DIR`` takes ``DIR/<recipe>-<model>`` when it holds a trained model. ``--isa avx2``
 reruns the timing in a child process with ATen, oneDNN and FBGEMM capped at AVX2
-(``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, ``FBGEMM_ENABLE_INSTRUCTIONS``): how the
-choice behaves on a CPU without VNNI, emulated on this one (not a real AVX2 CPU; says so).
+(``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, ``FBGEMM_ENABLE_INSTRUCTIONS``; the C
+passes built with ``CFLAGS=-march=haswell``): how the choice behaves on a CPU without
+VNNI, emulated on this one (not a real AVX2 CPU; says so).
 
 Timing: the contenders predict the test split in turn, ``ROUNDS`` rounds; the best texts/s
 of each is kept (this machine is shared and noisy).
@@ -39,8 +43,12 @@ from common import md_table, recipe_split, write_results  # noqa: E402
 CASES = {"sst2": ("minilm-l6", 64), "trec": ("minilm-l6", 64), "sms-spam": ("smollm2-135m", 8)}
 SEED = 123
 ROUNDS = 5
-CONTENDERS = ("fp32", "int_mm", "fbgemm", "auto", "bf16")
-AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
+# "torch passes": the auto choice with int8's passes around the matmul as torch ops, as on
+# a machine without a C compiler (models/int8_passes.py): what the C passes add, side by side
+CONTENDERS = ("fp32", "int_mm", "fbgemm", "auto", "torch passes", "bf16")
+# CFLAGS: int8's C passes built for AVX2 (Haswell) too
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2",
+            "CFLAGS": "-march=haswell"}
 
 
 def _load(model_dir: Path, contender: str):
@@ -54,11 +62,13 @@ def _load(model_dir: Path, contender: str):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return TextClassifier.load(model_dir, device="cpu", quantize="bf16")
-    os.environ["LMCLASSIFY_INT8_KERNEL"] = contender
+    env = {"LMCLASSIFY_INT8_PASSES": "torch"} if contender == "torch passes" else {"LMCLASSIFY_INT8_KERNEL": contender}
+    os.environ.update(env)
     try:
         return TextClassifier.load(model_dir, device="cpu", quantize="int8")
     finally:
-        os.environ.pop("LMCLASSIFY_INT8_KERNEL", None)
+        for k in env:
+            os.environ.pop(k, None)
 
 
 def _model_dir(recipe: str, model: str, reuse: Path | None, scratch: str) -> Path:
@@ -77,6 +87,7 @@ def run_case(recipe: str, model_dir: Path, batch: int) -> dict:
     gold = [str(y) for y in test.labels]
     clfs = {c: _load(model_dir, c) for c in CONTENDERS}
     chosen = clfs["auto"].int8_kernel_
+    torch_passes = clfs["torch passes"].int8_kernel_
     bf16 = clfs["bf16"].bf16_choice_
     rates: dict = {c: [] for c in CONTENDERS}
     labels: dict = {}
@@ -96,6 +107,7 @@ def run_case(recipe: str, model_dir: Path, batch: int) -> dict:
     best = {c: max(r) for c, r in rates.items()}
     return {"recipe": recipe, "model_dir": str(model_dir), "batch_size": batch, "n_test": len(gold),
             "auto_kernel": chosen.kernel or "fp32", "auto_choice": chosen.describe(),
+            "torch_passes_kernel": torch_passes.kernel or "fp32", "torch_passes_choice": torch_passes.describe(),
             "bf16_ran": clfs["bf16"].quantized_ == "bf16", "bf16_choice": bf16.describe(),
             "accuracy": {c: acc(labels[c]) for c in CONTENDERS},
             "label_agreement": {c: agree(labels[c]) for c in CONTENDERS},
@@ -129,6 +141,7 @@ def _rows(results: list[dict], isa: str) -> list[list]:
     for r in results:
         for c in CONTENDERS:
             name = {"auto": f"auto -> {r['auto_kernel']}",
+                    "torch passes": f"auto, torch passes -> {r.get('torch_passes_kernel', '?')}",
                     "bf16": "--quantize bf16" + ("" if r.get("bf16_ran", True) else " -> fp32")}.get(c, c)
             rows.append([isa, r["recipe"], name, r["n_test"],
                          f"{100 * r['accuracy'][c]:.2f}", f"{100 * r['label_agreement'][c]:.1f}",

@@ -5,12 +5,24 @@ from torch import nn
 
 from lmclassify.errors import LmClassifyError
 from lmclassify.machine import machine_info
-from lmclassify.models import int8_kernels, kernel_choice
+from lmclassify.models import int8_kernels, int8_passes, kernel_choice
 from lmclassify.models.int8 import (OUTLIER_RATIO, Int8Linear, layer_shapes, linear_targets, outlier_columns,
                                     quantize_int8)
 from lmclassify.models.int8_kernels import BY_NAME, choose_kernel
 
 KERNELS = [k for k, cls in BY_NAME.items() if cls.available()]
+
+
+@pytest.fixture(params=["c", "torch"])
+def passes(request, monkeypatch):
+    """Each kernel's layers with the passes around the matmul in C and as torch ops."""
+    monkeypatch.setenv(int8_passes.ENV, request.param)
+    if request.param == "c":
+        try:
+            int8_passes.passes()
+        except LmClassifyError as e:
+            pytest.skip(str(e))
+    return request.param
 
 
 def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -19,7 +31,7 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("bias", [True, False])
-def test_int8_linear_tracks_fp32(bias, kernel):
+def test_int8_linear_tracks_fp32(bias, kernel, passes):
     torch.manual_seed(0)
     lin = nn.Linear(96, 40, bias=bias)
     x = torch.randn(3, 7, 96)
@@ -29,7 +41,7 @@ def test_int8_linear_tracks_fp32(bias, kernel):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_every_kernel_scales_per_token(kernel):
+def test_every_kernel_scales_per_token(kernel, passes):
     """A row 1,000x larger than the others must not cost the others their precision:
     FBGEMM scales a batch by one number, so its rows are divided by their abs-max first."""
     torch.manual_seed(0)
@@ -42,16 +54,16 @@ def test_every_kernel_scales_per_token(kernel):
 
 
 @pytest.mark.skipif(not BY_NAME["int_mm"].available(), reason="torch._int_mm missing")
-def test_int_mm_output_converted_in_place_equals_the_plain_conversion():
-    """``IntMM`` turns its int32 result into fp32 in the same memory (no temporary): every
-    value must be what ``float()`` then the row scale give, bit for bit."""
+def test_int_mm_output_converted_in_place_equals_the_plain_conversion(monkeypatch):
+    """The torch passes turn ``IntMM``'s int32 result into fp32 in the same memory (no
+    temporary): every value must be what ``float()`` then the scales give, bit for bit."""
+    monkeypatch.setenv(int8_passes.ENV, "torch")
     torch.manual_seed(0)
     kernel = BY_NAME["int_mm"](torch.randn(48, 64))
     x = torch.randn(40, 64) * 3
-    mags, amax = int8_kernels.row_scales(x)
-    q, scale = kernel.prepare(x, amax, mags)
-    expected = torch._int_mm(q, kernel.qweight).float() * scale
-    assert torch.equal(kernel((q, scale)), expected)
+    _, (q, scale), _ = kernel.quantize(x)
+    expected = torch._int_mm(q, kernel.qweight).float() * scale * kernel.out_scale
+    assert torch.equal(kernel.run((q, scale)), expected)
 
 
 def test_conv1d_weight_is_read_transposed():
@@ -64,7 +76,7 @@ def test_conv1d_weight_is_read_transposed():
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_massive_activation_rows_are_exact_and_do_not_hurt_the_others(kernel):
+def test_massive_activation_rows_are_exact_and_do_not_hurt_the_others(kernel, passes):
     torch.manual_seed(0)
     lin = nn.Linear(64, 32)
     x = torch.randn(40, 64)
@@ -84,7 +96,7 @@ def test_massive_activation_rows_are_exact_and_do_not_hurt_the_others(kernel):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_exact_columns_keep_an_outlier_channel_from_costing_the_rest(kernel):
+def test_exact_columns_keep_an_outlier_channel_from_costing_the_rest(kernel, passes):
     """A channel ~100x the others in every token sets every token's scale; computed in fp32
     beside the int8 matmul, it no longer does. With ``_int_mm`` a row's result does not
     depend on its batch (FBGEMM's shared activation scale still moves it a little)."""
@@ -168,6 +180,21 @@ def test_fastest_kernel_is_chosen_timed_once_then_cached(monkeypatch):
     assert choose_kernel({(384, 1536): 1}).source == "timed" and len(calls) == 2
 
 
+def test_the_passes_around_the_matmul_are_part_of_the_cached_choice(monkeypatch):
+    """C or torch passes move the race against fp32: a choice timed with one is not reused
+    with the other, and the description says which ran."""
+    monkeypatch.delenv(int8_kernels.ENV, raising=False)
+    monkeypatch.setattr(kernel_choice, "_machine_is_busy", lambda: False)
+    calls = _fake_timings(monkeypatch, {"fp32": 9.0, "int_mm": 3.0, "fbgemm": 4.0})
+    monkeypatch.setenv(int8_passes.ENV, "torch")
+    with_torch = choose_kernel({(96, 96): 1})
+    assert with_torch.source == "timed" and "with torch passes" in with_torch.describe()
+    monkeypatch.setattr(int8_passes, "status", lambda: "C passes (cc 1.0)")
+    with_c = choose_kernel({(96, 96): 1})
+    assert with_c.source == "timed" and len(calls) == 2 and "with C passes (cc 1.0)" in with_c.describe()
+    assert choose_kernel({(96, 96): 1}).source == "cache"
+
+
 def test_a_busy_machine_goes_by_cpu_flags_and_caches_nothing(monkeypatch):
     monkeypatch.delenv(int8_kernels.ENV, raising=False)
     monkeypatch.setattr(kernel_choice, "_machine_is_busy", lambda: True)
@@ -200,7 +227,7 @@ def test_real_timing_check_returns_every_available_kernel():
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_layers_reading_one_input_quantize_it_once(kernel, tiny_llama_dir, monkeypatch):
+def test_layers_reading_one_input_quantize_it_once(kernel, passes, tiny_llama_dir, monkeypatch):
     """q/k/v read one tensor, gate/up another: 4 quantizations per Llama block, not 7, and
     the same outputs as quantizing for every layer."""
     from helpers import build_classifier
@@ -211,8 +238,8 @@ def test_layers_reading_one_input_quantize_it_once(kernel, tiny_llama_dir, monke
     ids = torch.randint(3, 200, (3, 11))
     mask = torch.ones_like(ids)
     calls = []
-    prepare = BY_NAME[kernel].prepare
-    monkeypatch.setattr(BY_NAME[kernel], "prepare", staticmethod(lambda *a: calls.append(1) or prepare(*a)))
+    quantize = BY_NAME[kernel].quantize
+    monkeypatch.setattr(BY_NAME[kernel], "quantize", lambda *a: calls.append(1) or quantize(*a))
     with torch.inference_mode():
         shared = net(input_ids=ids, attention_mask=mask)
     n = net.backbone.n_layers
@@ -237,7 +264,7 @@ def test_an_input_changed_in_place_is_quantized_again():
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_a_quantized_input_is_freed_with_its_quantization(kernel):
+def test_a_quantized_input_is_freed_with_its_quantization(kernel, passes):
     """The quantization rides on the input tensor; nothing it holds may keep the input alive."""
     import gc
     import weakref

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D  # GPT-2's linear layer, weight (in, out)
 
-from .int8_kernels import BY_NAME, choose_kernel, finish, row_scales
+from .int8_kernels import BY_NAME, choose_kernel
 
 # A row this many times the batch's median abs-max is a massive-activation token.
 OUTLIER_RATIO = 16.0
@@ -48,7 +48,7 @@ def _version(x: torch.Tensor) -> int:
 
 def quantized_input(x: torch.Tensor, kernel, columns: Optional[torch.Tensor] = None,
                     key: tuple = ()) -> tuple[torch.Tensor, torch.Tensor, tuple, Optional[torch.Tensor]]:
-    """(x as float rows (N, in), per-row abs-max (N, 1), ``kernel.prepare`` of them, the
+    """(x as float rows (N, in), per-row abs-max (N, 1), ``kernel.quantize`` of them, the
     ``columns`` the layer computes in fp32 (N, k) or None). Those columns (named by ``key``)
     are left out of the abs-max: they would set every token's scale.
 
@@ -61,9 +61,7 @@ def quantized_input(x: torch.Tensor, kernel, columns: Optional[torch.Tensor] = N
     memo = getattr(x, _MEMO, None)
     if memo is not None and memo[0] == (kernel.name, key) and memo[1] == _version(x):
         return x2, *memo[2:]
-    mags, amax = row_scales(x2, columns)
-    exact = None if columns is None else x2.index_select(1, columns)
-    prepared = kernel.prepare(x2, amax, mags, columns)
+    amax, prepared, exact = kernel.quantize(x2, columns)
     setattr(x, _MEMO, ((kernel.name, key), _version(x), amax, prepared, exact))
     return x2, amax, prepared, exact
 
@@ -85,7 +83,7 @@ class Int8Linear(nn.Module):
         has_columns = columns is not None and len(columns) > 0
         self.register_buffer("columns", columns.long().sort().values if has_columns else None)
         self._key = tuple(self.columns.tolist()) if has_columns else ()
-        # zero weights on the exact columns: ``IntMM.prepare`` leaves those inputs unzeroed
+        # zero weights on the exact columns: the torch passes leave those inputs unzeroed
         self._mm = BY_NAME[kernel](w.index_fill(1, self.columns, 0.0) if has_columns else w)
         # (k, out), divided by the scale the kernel's output still awaits, so that the exact
         # columns join before it and one pass applies it and the bias
@@ -110,10 +108,7 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x2, amax, prepared, exact_in = quantized_input(x, self._mm, self.columns, self._key)
-        y = self._mm(prepared)  # (N, out), still to be multiplied by out_scale
-        if exact_in is not None:
-            y.addmm_(exact_in, self.weight_columns)
-        y = finish(self._mm, y, self.bias)
+        y = self._mm.run(prepared, exact_in, self.weight_columns, self.bias)
         if self.weight_fp32 is not None and x2.shape[0] > 1:
             rows = (amax.squeeze(1) > OUTLIER_RATIO * amax.median()).nonzero().squeeze(1)
             if rows.numel():

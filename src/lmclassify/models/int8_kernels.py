@@ -21,6 +21,7 @@ from typing import Optional
 
 import torch
 
+from . import int8_passes
 from .kernel_choice import KernelChoice, choose
 
 ENV = "LMCLASSIFY_INT8_KERNEL"
@@ -32,31 +33,64 @@ def weight_scales(w: torch.Tensor, levels: int = 127) -> torch.Tensor:
 
 
 class _IntKernel:
-    """What the integer kernels share: one layer's work, as ``Int8Linear`` does it (exact
-    columns aside), which is what the timing check runs."""
+    """What the integer kernels share: one layer's work in two steps. ``quantize`` the
+    input (what layers reading the same input can share: ``models/int8.py``), then ``run``
+    the matmul and turn its output into the layer's: row scales, the exact columns, weight
+    scales and bias. The passes around the matmul run in C where it could be built for
+    this machine (``models/int8_passes.py``: the ``fused`` passes), else as torch ops."""
 
-    out_scale: Optional[torch.Tensor] = None
+    name = ""
+    int8_rows = True  # what ``quantize`` hands the matmul: int8 rows, or fp32 rows of abs-max 1
+    out_scale: Optional[torch.Tensor] = None  # per output column, applied after the exact columns
+
+    def __init__(self):
+        self.fused = int8_passes.passes()
+
+    def quantize(self, x2: torch.Tensor, columns: Optional[torch.Tensor] = None
+                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], Optional[torch.Tensor]]:
+        """(x2's per-row abs-max (N, 1) without ``columns``, what ``run`` takes, x2's
+        ``columns`` (N, k) or None: the inputs the layer computes in fp32)."""
+        if self.fused is not None:
+            rows, amax, exact = self.fused.quantize(x2, columns, int8=self.int8_rows)
+            return amax, self._prepared(rows, amax), exact
+        mags, amax = row_scales(x2, columns)
+        exact = None if columns is None else x2.index_select(1, columns)
+        return amax, self.prepare(x2, amax, mags, columns), exact
+
+    def run(self, prepared: tuple[torch.Tensor, torch.Tensor], exact: Optional[torch.Tensor] = None,
+            weight_columns: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The layer's fp32 output (N, out); ``weight_columns`` (k, out) are the exact
+        columns' weights divided by ``out_scale``, so that one pass applies it to both."""
+        out, row_scale = self.matmul(prepared)
+        if self.fused is not None:
+            return self.fused.finish(out, row_scale, self.out_scale, bias, exact, weight_columns)
+        if out.dtype == torch.int32:
+            # int32 -> fp32 in place: a mixed-dtype multiply would first copy ``out`` to a
+            # fresh fp32 temporary (TensorIterator's type promotion on the CPU)
+            y = out.view(torch.float32)
+            out = y.copy_(out)
+        out.mul_(row_scale)
+        if exact is not None:
+            out.addmm_(exact, weight_columns)
+        return finish(self, out, bias)
 
     def layer(self, x: torch.Tensor) -> torch.Tensor:
-        mags, amax = row_scales(x)
-        return finish(self, self(self.prepare(x, amax, mags)))
+        """One layer's work, as ``Int8Linear`` does it (exact columns aside): what the timing check runs."""
+        return self.run(self.quantize(x)[1])
 
 
 class IntMM(_IntKernel):
     """int8 x int8 -> int32 with ``torch._int_mm``: activations int8 per token.
 
-    A kernel is used in two steps: ``prepare`` the activations (what layers reading the
-    same input can share: ``models/int8.py``), then ``kernel(prepared)`` per layer, which
-    returns the output still to be multiplied by ``out_scale`` (per output column) once the
-    layer has added what it computes in fp32 (its exact columns).
-
-    Every pass writes into memory it already holds: on a VM a fresh multi-MB buffer costs
-    more in page faults than the arithmetic done in it (a 360x1536 quantization: 1.8 ms
-    with three fresh buffers, 0.16 ms with one, on the AMD EPYC)."""
+    Where the passes run as torch ops, every pass writes into memory it already holds: on
+    a VM a fresh multi-MB buffer costs more in page faults than the arithmetic done in it
+    (a 360x1536 quantization: 1.8 ms with three fresh buffers, 0.16 ms with one, on the
+    AMD EPYC)."""
 
     name = "int_mm"
 
     def __init__(self, w: torch.Tensor):
+        super().__init__()
         scale = weight_scales(w)
         self.qweight = torch.round(w / scale[:, None]).to(torch.int8).t()  # (in, out): a view, no copy
         self.out_scale = scale
@@ -70,14 +104,14 @@ class IntMM(_IntKernel):
         q = torch.mul(x2, 127.0 / amax, out=scratch)  # a multiply, not a divide: ~1.7x faster here
         return q.round_().to(torch.int8), amax / 127
 
-    def __call__(self, prepared: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    @staticmethod
+    def _prepared(q: torch.Tensor, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return q, amax / 127
+
+    def matmul(self, prepared: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the int32 product, the row scales it awaits)."""
         q, scale = prepared
-        acc = torch._int_mm(q, self.qweight)
-        # int32 -> fp32 in place, then scaled: a mixed-dtype multiply would first copy ``acc``
-        # to a fresh fp32 temporary (TensorIterator's type promotion on the CPU)
-        y = acc.view(torch.float32)
-        y.copy_(acc)
-        return y.mul_(scale)
+        return torch._int_mm(q, self.qweight), scale
 
     @staticmethod
     def available() -> bool:
@@ -93,9 +127,11 @@ class Fbgemm(_IntKernel):
     less: per-channel weight scales already fit each row."""
 
     name = "fbgemm"
+    int8_rows = False  # FBGEMM quantizes them itself
     out_scale = None  # FBGEMM applies the weight scales itself
 
     def __init__(self, w: torch.Tensor):
+        super().__init__()
         scale = weight_scales(w, levels=63)
         with warnings.catch_warnings():  # quantized tensors are deprecated in favour of torchao
             warnings.simplefilter("ignore")
@@ -111,9 +147,14 @@ class Fbgemm(_IntKernel):
         unit = torch.mul(x2, 1.0 / amax, out=scratch)
         return (unit if columns is None else unit.index_fill_(1, columns, 0.0)), amax
 
-    def __call__(self, prepared: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    @staticmethod
+    def _prepared(unit: torch.Tensor, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return unit, amax
+
+    def matmul(self, prepared: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the fp32 product of the unit rows, their abs-max it awaits)."""
         unit, amax = prepared
-        return torch.ops.quantized.linear_dynamic(unit, self.packed, False).mul_(amax)
+        return torch.ops.quantized.linear_dynamic(unit, self.packed, False), amax
 
     @staticmethod
     def available() -> bool:
@@ -148,8 +189,13 @@ def finish(kernel, y: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torc
 
 def choose_kernel(shapes: dict[tuple[int, int], int]) -> KernelChoice:
     """The fastest correct integer kernel for layers of these (in, out) shapes on this CPU,
-    or None when fp32 is as fast: forced by ``$LMCLASSIFY_INT8_KERNEL``, else cached, else timed."""
-    return choose(shapes, BY_NAME, ENV, "", preferred_kernel)
+    or None when fp32 is as fast: forced by ``$LMCLASSIFY_INT8_KERNEL``, else cached, else
+    timed. The passes around the matmul (C or torch) are part of what is timed, and of the
+    cache key: they move the race between the kernels and fp32."""
+    how = int8_passes.status()
+    choice = choose(shapes, BY_NAME, ENV, f"{how} | ", preferred_kernel)
+    choice.how = how
+    return choice
 
 
 def preferred_kernel(flags: list[str]) -> Optional[str]:

@@ -37,12 +37,15 @@ class KernelChoice:
     source: str  # "env", "cache" or "timed"
     ms: dict = field(default_factory=dict)  # per kernel and fp32: matmul time of the model's layers
     cpu: str = ""
+    how: str = ""  # what else decides the speed, e.g. which passes surround int8's matmul
+
 
     def describe(self) -> str:
         times = ", ".join(f"{k} {v:.2f} ms" for k, v in self.ms.items())
         what = (("bf16" if self.kernel == "bf16" else f"int8 kernel {self.kernel}") if self.kernel
                 else "fp32 (nothing beats it)")
-        return f"{what} on {self.cpu}" + (f" [{times}]" if times else "") + f" ({self.source})"
+        how = f" with {self.how}" if self.kernel and self.how else ""
+        return f"{what}{how} on {self.cpu}" + (f" [{times}]" if times else "") + f" ({self.source})"
 
 
 def time_kernels(shapes: dict[tuple[int, int], int], kernels: dict[str, type], rows: int = TIMING_ROWS,

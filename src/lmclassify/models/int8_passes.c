@@ -1,0 +1,80 @@
+/* The passes around an int8 layer's integer matmul, one read of the input and one of the
+ * output instead of ~6 and ~4 torch ops (models/int8_passes.py says why and how this is
+ * built). Rows are independent: they are shared among the threads torch itself runs. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* For each row of x (n, k): its abs-max over the columns not in cols (clamped to 1e-8),
+ * then either int8 q = round(x * 127 / amax) (q != NULL) or fp32 unit = x / amax
+ * (unit != NULL), the cols written as 0 in both; exact (n, ncol) gathers x's cols.
+ * The scale factors are computed as torch computes 127 / amax and 1 / amax (a reciprocal,
+ * then a multiply), so q is bit for bit the torch passes' q. Returns 0, or -1 (no memory). */
+int lmc_quantize(const float *x, int64_t n, int64_t k, const int64_t *cols, int64_t ncol,
+                 int8_t *q, float *unit, float *amax, float *exact, int threads) {
+    float *keep = malloc((size_t)k * sizeof(float));
+    if (!keep) return -1;
+    for (int64_t j = 0; j < k; j++) keep[j] = 1.0f;
+    for (int64_t c = 0; c < ncol; c++) keep[cols[c]] = 0.0f;
+    #pragma omp parallel for schedule(static) num_threads(threads) if (n * k > 16384)
+    for (int64_t i = 0; i < n; i++) {
+        const float *r = x + i * k;
+        float m = 0.0f;
+        #pragma omp simd reduction(max:m)
+        for (int64_t j = 0; j < k; j++) {
+            float a = fabsf(r[j]) * keep[j];
+            m = a > m ? a : m;
+        }
+        m = m > 1e-8f ? m : 1e-8f;
+        amax[i] = m;
+        if (q) {
+            const float inv = (1.0f / m) * 127.0f;
+            int8_t *qr = q + i * k;
+            #pragma omp simd
+            for (int64_t j = 0; j < k; j++) qr[j] = (int8_t)(int32_t)nearbyintf(r[j] * inv * keep[j]);
+        } else {
+            const float inv = 1.0f / m;
+            float *ur = unit + i * k;
+            #pragma omp simd
+            for (int64_t j = 0; j < k; j++) ur[j] = r[j] * inv * keep[j];
+        }
+        for (int64_t c = 0; c < ncol; c++) exact[i * ncol + c] = r[cols[c]];
+    }
+    free(keep);
+    return 0;
+}
+
+/* y (n, m) = (acc * rs[i] + exact @ wc) * s[j] + b[j], written over acc in place: acc is
+ * the matmul's int32 output (is_int) or fp32 output; rs (n) the row scales; s (m), b (m),
+ * exact (n, ncol) and wc (ncol, m: already divided by s) may be NULL / 0. */
+void lmc_finish(void *acc, int is_int, int64_t n, int64_t m, const float *rs, const float *s, const float *b,
+                const float *exact, int64_t ncol, const float *wc, int threads) {
+    #pragma omp parallel for schedule(static) num_threads(threads) if (n * m > 16384)
+    for (int64_t i = 0; i < n; i++) {
+        float *y = (float *)acc + i * m;
+        const float ri = rs[i];
+        if (is_int) {
+            const int32_t *a = (const int32_t *)acc + i * m;
+            #pragma omp simd
+            for (int64_t j = 0; j < m; j++) y[j] = (float)a[j] * ri;
+        } else {
+            #pragma omp simd
+            for (int64_t j = 0; j < m; j++) y[j] *= ri;
+        }
+        for (int64_t c = 0; c < ncol; c++) {
+            const float e = exact[i * ncol + c], *w = wc + c * m;
+            #pragma omp simd
+            for (int64_t j = 0; j < m; j++) y[j] += e * w[j];
+        }
+        if (s && b) {
+            #pragma omp simd
+            for (int64_t j = 0; j < m; j++) y[j] = y[j] * s[j] + b[j];
+        } else if (s) {
+            #pragma omp simd
+            for (int64_t j = 0; j < m; j++) y[j] *= s[j];
+        } else if (b) {
+            #pragma omp simd
+            for (int64_t j = 0; j < m; j++) y[j] += b[j];
+        }
+    }
+}

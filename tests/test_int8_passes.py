@@ -1,0 +1,159 @@
+"""int8's passes in C: the same numbers as the torch passes, built once per machine, and a
+machine that cannot build them falls back to torch instead of failing."""
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from lmclassify.errors import LmClassifyError
+from lmclassify.models import int8_passes
+from lmclassify.models.int8 import Int8Linear
+from lmclassify.models.int8_kernels import BY_NAME
+
+KERNELS = [k for k, cls in BY_NAME.items() if cls.available()]
+
+
+@pytest.fixture
+def fresh_build():
+    """Forget this process's build, before and after: the test decides how it goes."""
+    int8_passes._build.cache_clear()
+    yield
+    int8_passes._build.cache_clear()
+
+
+@pytest.fixture
+def c_passes(monkeypatch):
+    monkeypatch.setenv(int8_passes.ENV, "c")
+    try:
+        return int8_passes.passes()
+    except LmClassifyError as e:
+        pytest.skip(str(e))
+
+
+def _input(n: int = 50, k: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    x = torch.randn(n, k) * 2
+    cols = torch.tensor([3, 40, 41, 90])
+    x[:, cols] *= 60.0  # outlier channels, computed in fp32
+    x[7] *= 500.0  # a massive-activation token
+    return x, cols
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_c_passes_quantize_bit_for_bit_as_torch(kernel, c_passes, monkeypatch):
+    x, cols = _input()
+    w = torch.randn(32, 96)
+    amax_c, (rows_c, s_c), exact_c = BY_NAME[kernel](w).quantize(x, cols)
+    monkeypatch.setenv(int8_passes.ENV, "torch")
+    amax_t, (rows_t, s_t), exact_t = BY_NAME[kernel](w).quantize(x, cols)
+    keep = torch.ones(96, dtype=torch.bool)
+    keep[cols] = False
+    assert torch.equal(amax_c, amax_t) and torch.equal(s_c, s_t) and torch.equal(exact_c, exact_t)
+    assert torch.equal(rows_c[:, keep], rows_t[:, keep])
+    assert not rows_c[:, cols].any()  # the exact columns' inputs are 0 (their int8 weights are too)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("columns", [True, False])
+def test_c_passes_give_the_torch_passes_layer_output(kernel, bias, columns, c_passes, monkeypatch):
+    x, cols = _input()
+    lin = nn.Linear(96, 130, bias=bias).requires_grad_(False)
+    kw = dict(kernel=kernel, columns=cols if columns else None, exact_outliers=True)
+    c_layer = Int8Linear.from_module(lin, **kw)
+    monkeypatch.setenv(int8_passes.ENV, "torch")
+    t_layer = Int8Linear.from_module(lin, **kw)
+    assert c_layer._mm.fused is not None and t_layer._mm.fused is None
+    with torch.inference_mode():
+        got, want = c_layer(x.view(5, 10, 96)), t_layer(x.view(5, 10, 96))
+    assert got.shape == (5, 10, 130) and got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
+
+
+def test_c_passes_refuse_what_would_read_or_write_out_of_bounds(c_passes):
+    x, _ = _input()
+    with pytest.raises(ValueError):
+        c_passes.quantize(x, torch.tensor([3, 96]), int8=True)  # column 96 of 96
+    acc = torch.zeros(50, 20, dtype=torch.int32)
+    with pytest.raises(ValueError):
+        c_passes.finish(acc, torch.ones(50, 1), torch.ones(21), None, None, None)  # 21 scales for 20 outputs
+    with pytest.raises(ValueError):
+        c_passes.finish(acc.t(), torch.ones(20, 1), None, None, None, None)  # not contiguous
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_c_passes_share_torchs_openmp_runtime(c_passes):
+    """A second OpenMP runtime would keep its own thread pool spinning on torch's cores:
+    loading the passes (in a fresh process) must not map one."""
+    script = """
+import torch
+from pathlib import Path
+from lmclassify.models import int8_passes
+
+def runtimes():
+    return {l.split()[-1] for l in Path("/proc/self/maps").read_text().splitlines() if "omp" in l.split()[-1]}
+
+torch.randn(300, 300) @ torch.randn(300, 300)
+before = runtimes()
+int8_passes.passes().quantize(torch.randn(300, 300), None, int8=True)
+print(sorted(before), sorted(runtimes()))
+assert runtimes() == before
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_library_is_built_once_per_machine(c_passes, fresh_build, monkeypatch):
+    built = list(Path(os.environ["LMCLASSIFY_CACHE"], "int8_passes").glob("*.so"))
+    assert len(built) == 1
+    monkeypatch.setattr(int8_passes, "_compile", lambda *a: pytest.fail("compiled again"))
+    assert int8_passes.passes() is not None
+
+
+def _fake_compiler(tmp_path: Path, body: str) -> str:
+    cc = tmp_path / "cc"
+    cc.write_text(f"#!/bin/sh\n{body}\n")
+    cc.chmod(cc.stat().st_mode | stat.S_IEXEC)
+    return str(cc)
+
+
+@pytest.mark.parametrize("cc, why", [("/nonexistent/cc", "no C compiler"),
+                                     ("broken", "the C compiler failed: fatal error: no space left")])
+def test_a_machine_that_cannot_build_them_runs_the_torch_passes(cc, why, fresh_build, tmp_path, monkeypatch):
+    if cc == "broken":
+        cc = _fake_compiler(tmp_path, 'case "$1" in --version) echo "fake cc 1.0";; '
+                                      '*) echo "fatal error: no space left" >&2; exit 1;; esac')
+    monkeypatch.setenv("CC", cc)
+    monkeypatch.setenv("LMCLASSIFY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(int8_passes.ENV, "auto")
+    assert int8_passes.passes() is None
+    assert int8_passes.status() == f"torch passes ({why})"
+    assert not list((tmp_path / "cache").rglob("*.so"))  # nothing half-built left behind
+    torch.manual_seed(0)
+    lin, x = nn.Linear(64, 8).requires_grad_(False), torch.randn(3, 64)
+    layer = Int8Linear.from_module(lin)
+    assert layer._mm.fused is None
+    assert float((layer(x) - lin(x)).abs().max() / lin(x).abs().max()) < 0.03
+    monkeypatch.setenv(int8_passes.ENV, "c")
+    with pytest.raises(LmClassifyError, match=f"LMCLASSIFY_INT8_PASSES=c: {why}"):
+        int8_passes.passes()
+
+
+def test_a_library_that_computes_wrong_is_never_used(c_passes, fresh_build, monkeypatch):
+    monkeypatch.setattr(int8_passes.Passes, "finish", lambda self, y, *a: y.view(torch.float32) * 0)
+    monkeypatch.setenv(int8_passes.ENV, "auto")
+    assert int8_passes.passes() is None
+    assert int8_passes.status() == "torch passes (C passes failed their check against torch)"
+
+
+def test_the_setting_is_checked(monkeypatch):
+    monkeypatch.setenv(int8_passes.ENV, "torch")
+    assert int8_passes.passes() is None and int8_passes.status().startswith("torch passes")
+    monkeypatch.setenv(int8_passes.ENV, "asm")
+    with pytest.raises(LmClassifyError, match="must be auto, c or torch"):
+        int8_passes.passes()
