@@ -157,3 +157,17 @@ def test_the_setting_is_checked(monkeypatch):
     monkeypatch.setenv(int8_passes.ENV, "asm")
     with pytest.raises(LmClassifyError, match="must be auto, c or torch"):
         int8_passes.passes()
+
+
+def test_a_model_on_c_passes_can_be_copied_and_pickled(c_passes):
+    """A loaded library cannot be pickled: copies share it, and an unpickled layer takes the
+    passes of the machine it lands on."""
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    layer = Int8Linear.from_module(nn.Linear(32, 16))
+    x = torch.randn(4, 32)
+    for other in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert other._mm.fused is layer._mm.fused
+        assert torch.equal(other(x), layer(x))

@@ -54,6 +54,12 @@ class Passes:
         lib.lmc_finish.restype = None
         self._lib, self.compiler = lib, compiler
 
+    def __deepcopy__(self, memo: dict) -> "Passes":
+        return self  # a loaded library: copies of a model share it
+
+    def __reduce__(self):
+        return passes, ()  # unpickled: this machine's own passes (or None: the torch passes)
+
     def quantize(self, x2: torch.Tensor, columns: Optional[torch.Tensor], int8: bool
                  ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         """(int8 rows scaled by 127 / abs-max, or fp32 rows divided by it; their abs-max
@@ -140,12 +146,12 @@ def _torch_openmp() -> Optional[Path]:
 def _build() -> tuple[Optional[Passes], str]:
     """(the loaded passes, "") or (None, why not). Once per process; the library itself is
     cached per machine, compiler and source."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc or not shutil.which(cc):
+    cc = shlex.split(os.environ.get("CC", "")) or [shutil.which("cc") or shutil.which("gcc") or ""]
+    if not cc[0] or not shutil.which(cc[0]):
         return None, "no C compiler"
     try:
-        version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
-        compiler = (version.splitlines() or [cc])[0].strip()
+        version = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+        compiler = (version.splitlines() or [cc[0]])[0].strip()
         gomp = _torch_openmp()
         flags = [*FLAGS, *shlex.split(os.environ.get("CFLAGS", ""))]
         key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, " ".join(flags), str(gomp),
@@ -161,13 +167,14 @@ def _build() -> tuple[Optional[Passes], str]:
     return (built, "") if _agrees_with_torch(built) else (None, "C passes failed their check against torch")
 
 
-def _compile(cc: str, flags: list[str], gomp: Optional[Path], lib: Path) -> str:
+def _compile(cc: list[str], flags: list[str], gomp: Optional[Path], lib: Path) -> str:
     """Compile and link ``SOURCE`` to ``lib`` (atomically); "" or why it failed."""
     lib.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
         obj, out = Path(tmp, "passes.o"), Path(tmp, "passes.so")
         link = [str(gomp), f"-Wl,-rpath,{gomp.parent}"] if gomp else ["-fopenmp"]
-        for cmd in ([cc, *flags, "-c", str(SOURCE), "-o", str(obj)], [cc, "-shared", str(obj), "-o", str(out), *link]):
+        steps = ([*cc, *flags, "-c", str(SOURCE), "-o", str(obj)], [*cc, "-shared", str(obj), "-o", str(out), *link])
+        for cmd in steps:
             run = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
             if run.returncode != 0:
                 last = (run.stderr.strip().splitlines() or ["no message"])[-1]

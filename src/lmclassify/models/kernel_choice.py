@@ -39,7 +39,6 @@ class KernelChoice:
     cpu: str = ""
     how: str = ""  # what else decides the speed, e.g. which passes surround int8's matmul
 
-
     def describe(self) -> str:
         times = ", ".join(f"{k} {v:.2f} ms" for k, v in self.ms.items())
         what = (("bf16" if self.kernel == "bf16" else f"int8 kernel {self.kernel}") if self.kernel
