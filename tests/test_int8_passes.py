@@ -109,10 +109,14 @@ assert runtimes() == before
 
 
 def test_the_library_is_built_once_per_machine(c_passes, fresh_build, monkeypatch):
-    built = list(Path(os.environ["LMCLASSIFY_CACHE"], "int8_passes").glob("*.so"))
-    assert len(built) == 1
+    """Another process, or another thread count, loads what was built: no second compile."""
     monkeypatch.setattr(int8_passes, "_compile", lambda *a: pytest.fail("compiled again"))
-    assert int8_passes.passes() is not None
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1 if threads > 1 else 2)
+        assert int8_passes.passes() is not None
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _fake_compiler(tmp_path: Path, body: str) -> str:

@@ -154,8 +154,9 @@ def _build() -> tuple[Optional[Passes], str]:
         compiler = (version.splitlines() or [cc[0]])[0].strip()
         gomp = _torch_openmp()
         flags = [*FLAGS, *shlex.split(os.environ.get("CFLAGS", ""))]
+        cpu = machine_info()  # what -march=native targets; not the thread count, which may change
         key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, " ".join(flags), str(gomp),
-                                        machine_info()["summary"]]).encode()).hexdigest()[:16]
+                                        cpu["cpu"], " ".join(cpu["flags"])]).encode()).hexdigest()[:16]
         lib = cache_root() / "int8_passes" / f"{key}.so"
         if not lib.is_file():
             why = _compile(cc, flags, gomp, lib)
