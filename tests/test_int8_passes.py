@@ -1,6 +1,5 @@
 """int8's passes in C: the same numbers as the torch passes, built once per machine, and a
 machine that cannot build them falls back to torch instead of failing."""
-import os
 import stat
 import subprocess
 import sys
