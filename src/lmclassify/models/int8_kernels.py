@@ -52,10 +52,11 @@ class _IntKernel:
         ``columns`` (N, k) or None: the inputs the layer computes in fp32)."""
         if self.fused is not None:
             rows, amax, exact = self.fused.quantize(x2, columns, int8=self.int8_rows)
-            return amax, self._prepared(rows, amax), exact
-        mags, amax = row_scales(x2, columns)
-        exact = None if columns is None else x2.index_select(1, columns)
-        return amax, self.prepare(x2, amax, mags, columns), exact
+        else:
+            mags, amax = row_scales(x2, columns)
+            exact = None if columns is None else x2.index_select(1, columns)
+            rows = self.prepare(x2, amax, mags, columns)
+        return amax, self._prepared(rows, amax), exact
 
     def run(self, prepared: tuple[torch.Tensor, torch.Tensor], exact: Optional[torch.Tensor] = None,
             weight_columns: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -97,15 +98,16 @@ class IntMM(_IntKernel):
 
     @staticmethod
     def prepare(x2: torch.Tensor, amax: torch.Tensor, scratch: torch.Tensor,
-                columns: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(int8 rows, their scales); ``scratch``: a float buffer like ``x2`` to write in.
+                columns: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The int8 rows, as torch ops; ``scratch``: a float buffer like ``x2`` to write in.
         ``columns`` (inputs the layer computes in fp32) are left as they come: they exceed
         int8 and cast to arbitrary values, but the layer's int8 weights there are zero."""
         q = torch.mul(x2, 127.0 / amax, out=scratch)  # a multiply, not a divide: ~1.7x faster here
-        return q.round_().to(torch.int8), amax / 127
+        return q.round_().to(torch.int8)
 
     @staticmethod
     def _prepared(q: torch.Tensor, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What ``matmul`` takes: the int8 rows and their scales."""
         return q, amax / 127
 
     def matmul(self, prepared: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,14 +143,15 @@ class Fbgemm(_IntKernel):
 
     @staticmethod
     def prepare(x2: torch.Tensor, amax: torch.Tensor, scratch: torch.Tensor,
-                columns: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(rows scaled to abs-max 1, their abs-max); ``columns`` zero: FBGEMM scales the whole
-        batch by its largest value, which they would set."""
+                columns: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The rows scaled to abs-max 1, as torch ops; ``columns`` zero: FBGEMM scales the
+        whole batch by its largest value, which they would set."""
         unit = torch.mul(x2, 1.0 / amax, out=scratch)
-        return (unit if columns is None else unit.index_fill_(1, columns, 0.0)), amax
+        return unit if columns is None else unit.index_fill_(1, columns, 0.0)
 
     @staticmethod
     def _prepared(unit: torch.Tensor, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What ``matmul`` takes: the unit rows and their abs-max."""
         return unit, amax
 
     def matmul(self, prepared: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
