@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D  # GPT-2's linear layer, weight (in, out)
 
+from .int8_fusions import fuse_elementwise
 from .int8_kernels import BY_NAME, choose_kernel
 
 # A row this many times the batch's median abs-max is a massive-activation token.
@@ -176,15 +177,20 @@ def quantize_int8(model: nn.Module, keep: set[int] = frozenset(), kernel: str = 
                   columns: Optional[dict[int, torch.Tensor]] = None) -> int:
     """Swap every Linear/Conv1D in ``model`` (except modules whose id is in ``keep``) for an
     ``Int8Linear`` on ``kernel`` in place; MLP output projections keep exact outlier rows,
-    and each layer computes its ``columns[id(layer)]`` (``outlier_columns``) in fp32.
-    Returns how many."""
+    and each layer computes its ``columns[id(layer)]`` (``outlier_columns``) in fp32; the
+    RMSNorms and gated MLPs around them run their elementwise work in C where it is built
+    (``int8_fusions.py``). Returns how many layers."""
     targets = linear_targets(model, keep)
     inner = _mlp_inner_width([c for _, _, c in targets])
     columns = columns or {}
+    quantized = set()
     for parent, name, child in targets:
         i, o = _in_out(child)
-        setattr(parent, name, Int8Linear.from_module(child, exact_outliers=(i == inner and i > o), kernel=kernel,
-                                                     columns=columns.get(id(child))))
+        layer = Int8Linear.from_module(child, exact_outliers=(i == inner and i > o), kernel=kernel,
+                                       columns=columns.get(id(child)))
+        setattr(parent, name, layer)
+        quantized.add(id(layer))
+    fuse_elementwise(model, quantized, skip=keep)
     return len(targets)
 
 

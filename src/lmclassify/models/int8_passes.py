@@ -10,6 +10,11 @@ quantized rows are bit for bit torch's, the outputs within float rounding (~1e-7
 MiniLM layer runs 16-30 % faster (bench/results/int8.md). No library does this: torchao's
 fused version needs ``torch.compile`` and was slower here eager.
 
+Between the matmuls of a Llama-family block the same holds: RMSNorm is ~5 torch ops (each
+writing a fresh tensor: on a VM, page faults cost more than the arithmetic) and the gated
+MLP's ``silu(gate) * up`` two; ``rmsnorm`` and ``silu_mul`` are one pass each, ~15x and
+~10x faster on SmolLM2's shapes (``models/int8_fusions.py`` puts them in int8 blocks).
+
 Built once per machine with the system's C compiler (``$CC``, else ``cc``) at
 ``-O3 -march=native`` (then ``$CFLAGS``, which may override it) with OpenMP linked to
 torch's own OpenMP runtime (one thread pool, torch's thread count), cached under the
@@ -52,6 +57,10 @@ class Passes:
         lib.lmc_quantize.restype = i32
         lib.lmc_finish.argtypes = [p, i32, i64, i64, p, p, p, p, i64, p, i32]
         lib.lmc_finish.restype = None
+        lib.lmc_rmsnorm.argtypes = [p, i64, i64, p, ctypes.c_float, p, i32]
+        lib.lmc_rmsnorm.restype = None
+        lib.lmc_silu_mul.argtypes = [p, p, i64, i32]
+        lib.lmc_silu_mul.restype = None
         self._lib, self.compiler = lib, compiler
 
     def __deepcopy__(self, memo: dict) -> "Passes":
@@ -97,6 +106,24 @@ class Passes:
         self._lib.lmc_finish(y.data_ptr(), int(y.dtype == torch.int32), n, m, row_scale.data_ptr(), _ptr(out_scale),
                              _ptr(bias), _ptr(exact), ncol, _ptr(weight_columns), torch.get_num_threads())
         return y.view(torch.float32)
+
+    def rmsnorm(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        """``weight * x / sqrt(mean(x^2) + eps)`` over x's last dimension, as a new fp32 tensor."""
+        x, weight = _f32(x), _f32(weight)
+        k = x.shape[-1]
+        if weight.numel() != k:
+            raise ValueError(f"RMSNorm: {weight.numel()} weights for rows of {k}")
+        out = torch.empty_like(x)
+        self._lib.lmc_rmsnorm(x.data_ptr(), x.numel() // max(k, 1), k, weight.data_ptr(), eps, out.data_ptr(),
+                              torch.get_num_threads())
+        return out
+
+    def silu_mul(self, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        """``silu(gate) * up``, written over ``gate`` (contiguous fp32, as ``up``)."""
+        if gate.shape != up.shape or any(t.dtype != torch.float32 or not t.is_contiguous() for t in (gate, up)):
+            raise ValueError("silu_mul takes two contiguous fp32 tensors of one shape")
+        self._lib.lmc_silu_mul(gate.data_ptr(), up.data_ptr(), gate.numel(), torch.get_num_threads())
+        return gate
 
 
 def _f32(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -186,7 +213,7 @@ def _compile(cc: list[str], flags: list[str], gomp: Optional[Path], lib: Path) -
 
 def _agrees_with_torch(p: Passes) -> bool:
     """A miscompiled library must never run: the quantized rows must be torch's, bit for bit,
-    and a finished output within float rounding of torch's."""
+    and a finished output, a norm and a gate within float rounding of torch's."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(37, 70, generator=gen) * 3
     x[:, [4, 50]] *= 40
@@ -201,6 +228,11 @@ def _agrees_with_torch(p: Passes) -> bool:
         torch.randn(2, 20, generator=gen)
     want = (acc.float() * rs + x[:, cols] @ wc) * s + b
     y = p.finish(acc.clone(), rs, s, b, exact, wc)
-    return (torch.equal(q, want_q) and torch.equal(got_amax, amax) and torch.equal(exact, x[:, cols])
+    norm = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * s.repeat(4)[:70]
+    g = torch.linspace(-30, 30, 999)
+    close = (torch.allclose(p.rmsnorm(x, s.repeat(4)[:70], 1e-5), norm, rtol=1e-5, atol=1e-6)
+             and torch.allclose(p.silu_mul(g.clone(), g.flip(0)), torch.nn.functional.silu(g) * g.flip(0),
+                                rtol=1e-5, atol=1e-6))
+    return (close and torch.equal(q, want_q) and torch.equal(got_amax, amax) and torch.equal(exact, x[:, cols])
             and torch.equal(unit, (x * (1.0 / amax)).index_fill_(1, cols, 0.0))
             and torch.allclose(y, want, rtol=1e-5, atol=1e-3))
