@@ -40,6 +40,20 @@ def _one_thread_where_marked(request):
     torch.set_num_threads(n)
 
 
+@pytest.fixture
+def c_passes(monkeypatch):
+    """int8's C passes, built for this machine (``LMCLASSIFY_INT8_PASSES=c``); skips where
+    they cannot be built (no compiler)."""
+    from lmclassify.errors import LmClassifyError
+    from lmclassify.models import int8_passes
+
+    monkeypatch.setenv(int8_passes.ENV, "c")
+    try:
+        return int8_passes.passes()
+    except LmClassifyError as e:
+        pytest.skip(str(e))
+
+
 def _package_file(dist: str, suffix: str) -> Path:
     for f in importlib.metadata.files(dist) or []:
         if str(f).endswith(suffix):

@@ -6,21 +6,11 @@ import torch
 from torch import nn
 
 from helpers import build_classifier
-from lmclassify.errors import LmClassifyError
 from lmclassify.models import int8_passes
 from lmclassify.models.int8 import Int8Linear, int8_prefix_copy, quantize_int8
 from lmclassify.models.int8_fusions import FusedGatedMLP, FusedRMSNorm, fuse_elementwise
 
 pytestmark = pytest.mark.one_thread
-
-
-@pytest.fixture
-def c_passes(monkeypatch):
-    monkeypatch.setenv(int8_passes.ENV, "c")
-    try:
-        return int8_passes.passes()
-    except LmClassifyError as e:
-        pytest.skip(str(e))
 
 
 def _llama(tiny_llama_dir):

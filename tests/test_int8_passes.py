@@ -25,15 +25,6 @@ def fresh_build():
     int8_passes._build.cache_clear()
 
 
-@pytest.fixture
-def c_passes(monkeypatch):
-    monkeypatch.setenv(int8_passes.ENV, "c")
-    try:
-        return int8_passes.passes()
-    except LmClassifyError as e:
-        pytest.skip(str(e))
-
-
 def _input(n: int = 50, k: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     x = torch.randn(n, k) * 2

@@ -10,8 +10,8 @@ Modules are recognised by their parts and **checked against their own forward** 
 random input before they are swapped, so a look-alike with other arithmetic (Gemma's
 ``1 + weight`` norm, another activation) is left alone. Only modules inside what int8
 quantized are touched (a feature cache's trainable top block keeps torch's ops and its
-autograd), and a wrapper hands anything it was not built for (another dtype, a pass that
-needs gradients) to the module it wraps.
+autograd). The fused modules take over the originals' weights and layers under the same
+names; what a C pass is not for (another dtype, a pass that needs gradients) runs in torch.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class FusedRMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _plain(x, self.weight):
-            return self._passes.rmsnorm(x.contiguous(), self.weight, self.variance_epsilon)
+            return self._passes.rmsnorm(x, self.weight, self.variance_epsilon)  # made contiguous there
         h = x.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
         return self.weight * h.to(x.dtype)
