@@ -6,8 +6,10 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -35,15 +37,29 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_child(script: Path, args: list[str], timeout: float) -> dict:
-    """Run one contender in its own process (its own peak RSS); it prints one JSON line last."""
+def run_child(script: Path, args: list[str], timeout: Optional[float] = None, env: Optional[dict] = None):
+    """Run one contender in its own process (its own peak RSS); it prints one JSON line last,
+    returned (a dict gets the child's ``wall_seconds``)."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"{script.name} {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{Path(script).name} {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    if isinstance(out, dict):
+        out["wall_seconds"] = round(time.perf_counter() - t0, 2)
     return out
+
+
+# This CPU with ATen, oneDNN and FBGEMM capped at AVX2 and lmclassify's C code built for
+# Haswell: how a CPU without VNNI behaves, emulated (not a real AVX2-only CPU)
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2",
+            "CFLAGS": "-march=haswell"}
+
+
+def run_avx2_child(script: Path, args: list[str]):
+    """``run_child`` under ``AVX2_ENV``, with a fresh lmclassify cache (its own kernel choice)."""
+    return run_child(script, args, env={**os.environ, **AVX2_ENV, "LMCLASSIFY_CACHE": tempfile.mkdtemp()})
 
 
 def write_results(name: str, data: dict, table: str, output: Path | None = None) -> Path:

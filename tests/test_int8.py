@@ -22,6 +22,9 @@ def passes(request, monkeypatch):
             int8_passes.passes()
         except LmClassifyError as e:
             pytest.skip(str(e))
+    kernel = getattr(request.node, "callspec", None) and request.node.callspec.params.get("kernel")
+    if kernel and not BY_NAME[kernel].available():  # the avx2 kernel is C only
+        pytest.skip(f"{kernel} does not run with {request.param} passes")
     return request.param
 
 
@@ -207,11 +210,20 @@ def test_a_busy_machine_goes_by_cpu_flags_and_caches_nothing(monkeypatch):
 
 
 @pytest.mark.parametrize("flags,expected", [(["avx2", "avx512f", "avx512_vnni"], "int_mm"),
-                                            (["avx2", "amx_int8"], "int_mm"), (["avx2"], "fbgemm")])
+                                            (["avx2", "amx_int8"], "int_mm"), (["avx2"], "avx2"),
+                                            (["avx2", "avx_vnni"], "avx2")])
 def test_cpu_flags_pick_the_kernel_with_a_fast_path(flags, expected):
+    """torch gates ``_int_mm``'s fast path on AVX-512 VNNI: AVX-VNNI alone is an AVX2 CPU."""
     if expected not in KERNELS:
-        pytest.skip(f"{expected} not available in this torch build")
+        pytest.skip(f"{expected} not available here")
     assert int8_kernels.preferred_kernel(flags) == expected
+
+
+def test_without_our_avx2_kernel_an_avx2_cpu_goes_to_fbgemm(monkeypatch):
+    monkeypatch.setenv(int8_passes.ENV, "torch")  # no C: no avx2 kernel
+    if not BY_NAME["fbgemm"].available():
+        pytest.skip("fbgemm not in this torch build")
+    assert int8_kernels.preferred_kernel(["avx2"]) == "fbgemm"
 
 
 def test_fp32_stays_when_no_integer_kernel_wins(monkeypatch):

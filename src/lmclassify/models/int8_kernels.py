@@ -6,13 +6,14 @@ int8 linear (``torch.ops.quantized.linear_dynamic``) is fast on AVX2 and AVX-512
 it scales a whole batch of activations by one number, which massive-activation tokens ruin
 (``models/int8.py``). Dividing each row by its own abs-max first makes every row span the
 same range, so one scale per batch *is* a per-token scale: the row scales multiply back in
-after the matmul (a linear map commutes with a per-row factor).
+after the matmul (a linear map commutes with a per-row factor). On AVX2 our own kernel
+(``Avx2Gemm``, 7-bit operands) is faster than both where the C passes are built.
 
 Which kernel wins is decided per machine (``models/kernel_choice.py``): a short timing of
 each available kernel against fp32 on the model's own layer shapes, cached per machine, or
 what the CPU reports when it is too busy to time. If no integer kernel beats fp32 by
 ``kernel_choice.MIN_GAIN``, the model stays fp32. ``LMCLASSIFY_INT8_KERNEL`` forces a
-choice (int_mm, fbgemm, fp32; default auto).
+choice (int_mm, fbgemm, avx2, fp32; default auto).
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class _IntKernel:
 
     name = ""
     int8_rows = True  # what ``quantize`` hands the matmul: int8 rows, or fp32 rows of abs-max 1
+    levels, offset = 127, 0  # int8 rows: round(x * levels / abs-max) + offset
     out_scale: Optional[torch.Tensor] = None  # per output column, applied after the exact columns
 
     def __init__(self):
@@ -51,7 +53,8 @@ class _IntKernel:
         """(x2's per-row abs-max (N, 1) without ``columns``, what ``run`` takes, x2's
         ``columns`` (N, k) or None: the inputs the layer computes in fp32)."""
         if self.fused is not None:
-            rows, amax, exact = self.fused.quantize(x2, columns, int8=self.int8_rows)
+            rows, amax, exact = self.fused.quantize(x2, columns, int8=self.int8_rows, levels=self.levels,
+                                                    offset=self.offset)
         else:
             mags, amax = row_scales(x2, columns)
             exact = None if columns is None else x2.index_select(1, columns)
@@ -168,7 +171,44 @@ class Fbgemm(_IntKernel):
             return False
 
 
-BY_NAME: dict[str, type] = {k.name: k for k in (IntMM, Fbgemm)}
+class Avx2Gemm(_IntKernel):
+    """The library's own int8 matmul for AVX2 (``int8_gemm.c``): where the CPU lacks VNNI,
+    ``torch._int_mm`` falls to a slow path and FBGEMM reached 1.2-1.5x fp32 on whole
+    models. AVX2 multiplies bytes into 16-bit pair sums; with 7-bit operands two of them add
+    in 16 bits before the widening step, which lifts the matmul to 2.1-2.6x fp32 (FBGEMM's
+    1.4-1.8x; emulated AVX2, bench/results/int8_gemm.md). The price is 63 levels a side
+    instead of 127 (FBGEMM's 63 for weights): labels still agreed 100 % with fp32 on SST-2,
+    TREC and SMS spam (int8-avx2-kernel.md).
+    Exists where the C passes were built for a CPU with AVX2."""
+
+    name = "avx2"
+    levels, offset = 63, 64  # activations q + 64 in [1, 127]: unsigned bytes
+
+    def __init__(self, w: torch.Tensor):
+        super().__init__()
+        if self.fused is None or not self.fused.has_gemm:
+            raise RuntimeError("the avx2 int8 kernel needs the C passes built for an AVX2 CPU")
+        scale = weight_scales(w, levels=63)
+        self.packed = self.fused.gemm_pack(torch.round(w / scale[:, None]).to(torch.int8))
+        self.out_scale, self.n_out = scale, w.shape[0]
+
+    @staticmethod
+    def _prepared(q: torch.Tensor, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return q, amax / 63
+
+    def run(self, prepared: tuple[torch.Tensor, torch.Tensor], exact: Optional[torch.Tensor] = None,
+            weight_columns: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The matmul and the passes after it in one: each tile finishes its outputs in registers."""
+        q, row_scale = prepared
+        return self.fused.gemm(q, self.packed, self.n_out, row_scale, self.out_scale, bias, exact, weight_columns)
+
+    @staticmethod
+    def available() -> bool:
+        fused = int8_passes.passes()
+        return fused is not None and fused.has_gemm
+
+
+BY_NAME: dict[str, type] = {k.name: k for k in (IntMM, Fbgemm, Avx2Gemm)}
 
 
 def row_scales(x2: torch.Tensor, columns: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,10 +242,13 @@ def choose_kernel(shapes: dict[tuple[int, int], int]) -> KernelChoice:
 
 
 def preferred_kernel(flags: list[str]) -> Optional[str]:
-    """The kernel a CPU's flags promise: ``_int_mm`` with VNNI/AMX (its fast path), FBGEMM
-    on AVX2 (where ``_int_mm`` falls to a slow path), whichever exists elsewhere."""
-    if IntMM.available() and any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8")):
+    """The kernel a CPU's flags promise: ``_int_mm`` with AVX-512 VNNI/AMX (torch's gate
+    for its fast path: not AVX-VNNI alone), on AVX2 our own kernel, else FBGEMM (where
+    ``_int_mm`` falls to a slow path), whichever exists elsewhere."""
+    if IntMM.available() and any(f in flags for f in ("avx512_vnni", "amx_int8")):
         return "int_mm"
+    if "avx2" in flags and Avx2Gemm.available():
+        return "avx2"
     if Fbgemm.available():
         return "fbgemm"
     return "int_mm" if IntMM.available() else None

@@ -9,12 +9,12 @@
 #include <string.h>
 
 /* For each row of x (n, k): its abs-max over the columns not in cols (clamped to 1e-8),
- * then either int8 q = round(x * 127 / amax) (q != NULL) or fp32 unit = x / amax
- * (unit != NULL), the cols written as 0 in both; exact (n, ncol) gathers x's cols.
- * The scale factors are computed as torch computes 127 / amax and 1 / amax (a reciprocal,
+ * then either int8 q = round(x * levels / amax) + offset (q != NULL) or fp32 unit = x / amax
+ * (unit != NULL), the cols written as 0 (+ offset) in both; exact (n, ncol) gathers x's cols.
+ * The scale factors are computed as torch computes levels / amax and 1 / amax (a reciprocal,
  * then a multiply), so q is bit for bit the torch passes' q. Returns 0, or -1 (no memory). */
 int lmc_quantize(const float *x, int64_t n, int64_t k, const int64_t *cols, int64_t ncol,
-                 int8_t *q, float *unit, float *amax, float *exact, int threads) {
+                 int8_t *q, float *unit, float *amax, float *exact, float levels, int offset, int threads) {
     float *keep = malloc((size_t)k * sizeof(float));
     if (!keep) return -1;
     for (int64_t j = 0; j < k; j++) keep[j] = 1.0f;
@@ -31,10 +31,10 @@ int lmc_quantize(const float *x, int64_t n, int64_t k, const int64_t *cols, int6
         m = m > 1e-8f ? m : 1e-8f;
         amax[i] = m;
         if (q) {
-            const float inv = (1.0f / m) * 127.0f;
+            const float inv = (1.0f / m) * levels;
             int8_t *qr = q + i * k;
             #pragma omp simd
-            for (int64_t j = 0; j < k; j++) qr[j] = (int8_t)(int32_t)nearbyintf(r[j] * inv * keep[j]);
+            for (int64_t j = 0; j < k; j++) qr[j] = (int8_t)((int32_t)nearbyintf(r[j] * inv * keep[j]) + offset);
         } else {
             const float inv = 1.0f / m;
             float *ur = unit + i * k;

@@ -15,6 +15,12 @@ writing a fresh tensor: on a VM, page faults cost more than the arithmetic) and 
 MLP's ``silu(gate) * up`` two; ``rmsnorm`` and ``silu_mul`` are one pass each, ~15x and
 ~10x faster on SmolLM2's shapes (``models/int8_fusions.py`` puts them in int8 blocks).
 
+The same library carries an int8 matmul for AVX2 CPUs (``int8_gemm.c``, used by
+``int8_kernels.Avx2Gemm``): ``gemm`` finishes its output in the tiles' registers (the
+``finish`` pass's arithmetic), so its layers have one pass before the matmul and none after.
+It exists where the compiler targets AVX2 (``has_gemm``) and its exact integer products
+pass their own check; failing that only the kernel goes, not the passes.
+
 Built once per machine with the system's C compiler (``$CC``, else ``cc``) at
 ``-O3 -march=native`` (then ``$CFLAGS``, which may override it) with OpenMP linked to
 torch's own OpenMP runtime (one thread pool, torch's thread count), cached under the
@@ -44,6 +50,7 @@ from ..paths import cache_root
 
 ENV = "LMCLASSIFY_INT8_PASSES"
 SOURCE = Path(__file__).with_name("int8_passes.c")
+GEMM_SOURCE = Path(__file__).with_name("int8_gemm.c")  # the AVX2 matmul (int8_kernels.Avx2Gemm), same library
 FLAGS = ("-O3", "-march=native", "-fPIC", "-fopenmp", "-std=gnu11")
 BUILD_TIMEOUT_S = 120
 
@@ -53,8 +60,12 @@ class Passes:
 
     def __init__(self, lib: ctypes.CDLL, compiler: str):
         p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-        lib.lmc_quantize.argtypes = [p, i64, i64, p, i64, p, p, p, p, i32]
+        lib.lmc_quantize.argtypes = [p, i64, i64, p, i64, p, p, p, p, ctypes.c_float, i32, i32]
         lib.lmc_quantize.restype = i32
+        lib.lmc_gemm_available.argtypes, lib.lmc_gemm_available.restype = [], i32
+        lib.lmc_gemm_packed_size.argtypes, lib.lmc_gemm_packed_size.restype = [i64, i64], i64
+        lib.lmc_gemm_pack.argtypes, lib.lmc_gemm_pack.restype = [p, i64, i64, p, p], None
+        lib.lmc_gemm.argtypes, lib.lmc_gemm.restype = [p, i64, i64, p, p, i64, p, p, p, p, p, i64, p, i32], i32
         lib.lmc_finish.argtypes = [p, i32, i64, i64, p, p, p, p, i64, p, i32]
         lib.lmc_finish.restype = None
         lib.lmc_rmsnorm.argtypes = [p, i64, i64, p, ctypes.c_float, p, i32]
@@ -62,6 +73,7 @@ class Passes:
         lib.lmc_silu_mul.argtypes = [p, p, i64, i32]
         lib.lmc_silu_mul.restype = None
         self._lib, self.compiler = lib, compiler
+        self.has_gemm = bool(lib.lmc_gemm_available())  # compiled for a CPU with AVX2
 
     def __deepcopy__(self, memo: dict) -> "Passes":
         return self  # a loaded library: copies of a model share it
@@ -69,10 +81,13 @@ class Passes:
     def __reduce__(self):
         return passes, ()  # unpickled: this machine's own passes (or None: the torch passes)
 
-    def quantize(self, x2: torch.Tensor, columns: Optional[torch.Tensor], int8: bool
-                 ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """(int8 rows scaled by 127 / abs-max, or fp32 rows divided by it; their abs-max
-        (N, 1) over the columns not in ``columns``; x2's ``columns`` (N, k) or None)."""
+    def quantize(self, x2: torch.Tensor, columns: Optional[torch.Tensor], int8: bool, levels: int = 127,
+                 offset: int = 0) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """(int8 rows scaled by ``levels`` / abs-max plus ``offset``, or fp32 rows divided by
+        the abs-max; their abs-max (N, 1) over the columns not in ``columns``; x2's
+        ``columns`` (N, k) or None)."""
+        if not (0 < levels and -128 <= offset - levels and offset + levels <= 127):
+            raise ValueError(f"int8 rows cannot hold {levels} levels around {offset}")
         x2 = _f32(x2)
         n, k = x2.shape
         cols = None if columns is None or not len(columns) else columns
@@ -84,7 +99,7 @@ class Passes:
         exact = None if cols is None else torch.empty(n, len(cols))
         rc = self._lib.lmc_quantize(x2.data_ptr(), n, k, _ptr(cols), 0 if cols is None else len(cols),
                                     out.data_ptr() if int8 else None, None if int8 else out.data_ptr(),
-                                    amax.data_ptr(), _ptr(exact), torch.get_num_threads())
+                                    amax.data_ptr(), _ptr(exact), float(levels), offset, torch.get_num_threads())
         if rc != 0:
             raise MemoryError("int8 passes: out of memory")
         return out, amax, exact
@@ -97,15 +112,46 @@ class Passes:
         n, m = y.shape
         if not y.is_contiguous() or y.dtype not in (torch.int32, torch.float32):
             raise ValueError("the matmul's output must be a contiguous int32 or fp32 (N, out) tensor")
-        row_scale, out_scale, bias = _f32(row_scale), _f32(out_scale), _f32(bias)
-        exact, weight_columns = _f32(exact), _f32(weight_columns)
-        ncol = 0 if exact is None else exact.shape[1]
-        if row_scale.numel() != n or any(t is not None and t.numel() != m for t in (out_scale, bias)) or \
-                (ncol and (exact.shape[0] != n or weight_columns.shape != (ncol, m))):
-            raise ValueError("int8 passes: scales, bias or exact columns do not match the output")
-        self._lib.lmc_finish(y.data_ptr(), int(y.dtype == torch.int32), n, m, row_scale.data_ptr(), _ptr(out_scale),
-                             _ptr(bias), _ptr(exact), ncol, _ptr(weight_columns), torch.get_num_threads())
+        _held, args = _finish_args(n, m, row_scale, out_scale, bias, exact, weight_columns)
+        self._lib.lmc_finish(y.data_ptr(), int(y.dtype == torch.int32), n, m, *args, torch.get_num_threads())
         return y.view(torch.float32)
+
+    def gemm_pack(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(w (out, in), int8 in [-63, 63], packed as ``gemm`` reads it; what the
+        activations' offset adds to each output, to take off)."""
+        if not self.has_gemm:
+            raise RuntimeError("this library was built without AVX2: no int8 gemm")
+        if w.dtype != torch.int8 or w.dim() != 2 or (w.numel() and not -63 <= int(w.min()) <= int(w.max()) <= 63):
+            raise ValueError("gemm_pack takes an (out, in) int8 matrix with entries in [-63, 63]")
+        w = w.contiguous()
+        n, k = w.shape
+        packed = torch.empty(self._lib.lmc_gemm_packed_size(n, k), dtype=torch.int8)
+        comp = torch.empty(-(-n // 16) * 16, dtype=torch.int32)
+        self._lib.lmc_gemm_pack(w.data_ptr(), n, k, packed.data_ptr(), comp.data_ptr())
+        return packed, comp
+
+    def gemm(self, a: torch.Tensor, packed: tuple[torch.Tensor, torch.Tensor], n: int,
+             row_scale: Optional[torch.Tensor] = None, out_scale: Optional[torch.Tensor] = None,
+             bias: Optional[torch.Tensor] = None, exact: Optional[torch.Tensor] = None,
+             weight_columns: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``(a - 64) @ w^T`` (N, n): ``a`` (N, in) holds rows quantized with ``levels=63,
+        offset=64``, ``packed`` is ``gemm_pack(w)`` of w (n, in). As int32, or with
+        ``row_scale`` finished as ``finish`` would (fp32), from the tiles' registers: the
+        output is written once instead of written, read and written again."""
+        weights, comp = packed
+        if a.dtype != torch.int8 or a.dim() != 2 or not a.is_contiguous():
+            raise ValueError("gemm takes contiguous (N, in) int8 rows")
+        m, k = a.shape
+        if weights.numel() != self._lib.lmc_gemm_packed_size(n, k) or comp.numel() != -(-n // 16) * 16:
+            raise ValueError(f"gemm: packed weights are not for {n} outputs of {k} inputs")
+        finished = row_scale is not None
+        _held, args = _finish_args(m, n, row_scale, out_scale, bias, exact, weight_columns) if finished else \
+            ((), (None, None, None, None, 0, None))
+        out = torch.empty(m, n, dtype=torch.float32 if finished else torch.int32)
+        if m and self._lib.lmc_gemm(a.data_ptr(), m, k, weights.data_ptr(), comp.data_ptr(), n, out.data_ptr(),
+                                    *args, torch.get_num_threads()) != 0:
+            raise RuntimeError("this library was built without AVX2: no int8 gemm")
+        return out
 
     def rmsnorm(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
         """``weight * x / sqrt(mean(x^2) + eps)`` over x's last dimension, as a new fp32 tensor."""
@@ -124,6 +170,22 @@ class Passes:
             raise ValueError("silu_mul takes two contiguous fp32 tensors of one shape")
         self._lib.lmc_silu_mul(gate.data_ptr(), up.data_ptr(), gate.numel(), torch.get_num_threads())
         return gate
+
+
+def _finish_args(n: int, m: int, row_scale: torch.Tensor, out_scale: Optional[torch.Tensor],
+                 bias: Optional[torch.Tensor], exact: Optional[torch.Tensor],
+                 weight_columns: Optional[torch.Tensor]) -> tuple[tuple, tuple]:
+    """What C's finish reads for an (n, m) output, checked (C trusts its pointers): (the
+    tensors as fp32, to hold while C runs; pointers to the row scales, out scales, bias,
+    exact columns, their count, their weights)."""
+    row_scale, out_scale, bias = _f32(row_scale), _f32(out_scale), _f32(bias)
+    exact, weight_columns = _f32(exact), _f32(weight_columns)
+    ncol = 0 if exact is None else exact.shape[1]
+    if row_scale.numel() != n or any(t is not None and t.numel() != m for t in (out_scale, bias)) or \
+            (ncol and (exact.shape[0] != n or weight_columns is None or weight_columns.shape != (ncol, m))):
+        raise ValueError("int8 passes: scales, bias or exact columns do not match the output")
+    held = (row_scale, out_scale, bias, exact, weight_columns)
+    return held, (row_scale.data_ptr(), _ptr(out_scale), _ptr(bias), _ptr(exact), ncol, _ptr(weight_columns))
 
 
 def _f32(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -182,8 +244,9 @@ def _build() -> tuple[Optional[Passes], str]:
         gomp = _torch_openmp()
         flags = [*FLAGS, *shlex.split(os.environ.get("CFLAGS", ""))]
         cpu = machine_info()  # what -march=native targets; not the thread count, which may change
-        key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, " ".join(flags), str(gomp),
-                                        cpu["cpu"], " ".join(cpu["flags"])]).encode()).hexdigest()[:16]
+        parts = [SOURCE.read_text(), GEMM_SOURCE.read_text(), compiler, " ".join(flags), str(gomp), cpu["cpu"],
+                 " ".join(cpu["flags"])]
+        key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
         lib = cache_root() / "int8_passes" / f"{key}.so"
         if not lib.is_file():
             why = _compile(cc, flags, gomp, lib)
@@ -192,16 +255,20 @@ def _build() -> tuple[Optional[Passes], str]:
         built = Passes(ctypes.CDLL(str(lib)), compiler)
     except (OSError, subprocess.SubprocessError) as e:
         return None, f"C passes unavailable: {e}"
-    return (built, "") if _agrees_with_torch(built) else (None, "C passes failed their check against torch")
+    if not _agrees_with_torch(built):
+        return None, "C passes failed their check against torch"
+    built.has_gemm = built.has_gemm and _gemm_is_exact(built)
+    return built, ""
 
 
 def _compile(cc: list[str], flags: list[str], gomp: Optional[Path], lib: Path) -> str:
-    """Compile and link ``SOURCE`` to ``lib`` (atomically); "" or why it failed."""
+    """Compile ``SOURCE`` and ``GEMM_SOURCE`` and link them to ``lib`` (atomically); "" or why it failed."""
     lib.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
-        obj, out = Path(tmp, "passes.o"), Path(tmp, "passes.so")
+        objs, out = [Path(tmp, f"{src.stem}.o") for src in (SOURCE, GEMM_SOURCE)], Path(tmp, "passes.so")
         link = [str(gomp), f"-Wl,-rpath,{gomp.parent}"] if gomp else ["-fopenmp"]
-        steps = ([*cc, *flags, "-c", str(SOURCE), "-o", str(obj)], [*cc, "-shared", str(obj), "-o", str(out), *link])
+        steps = ([*cc, *flags, "-c", str(src), "-o", str(obj)] for src, obj in zip((SOURCE, GEMM_SOURCE), objs))
+        steps = [*steps, [*cc, "-shared", *map(str, objs), "-o", str(out), *link]]
         for cmd in steps:
             run = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
             if run.returncode != 0:
@@ -236,3 +303,16 @@ def _agrees_with_torch(p: Passes) -> bool:
     return (close and torch.equal(q, want_q) and torch.equal(got_amax, amax) and torch.equal(exact, x[:, cols])
             and torch.equal(unit, (x * (1.0 / amax)).index_fill_(1, cols, 0.0))
             and torch.allclose(y, want, rtol=1e-5, atol=1e-3))
+
+
+def _gemm_is_exact(p: Passes) -> bool:
+    """The AVX2 gemm must give torch's integer product exactly (every edge its tiles have:
+    rows past a whole tile, an odd group of 4 inputs and a partial one, a partial panel),
+    from rows quantized as it expects them; else it is not offered."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(7, 70, generator=gen)
+    a, amax, _ = p.quantize(x, None, int8=True, levels=63, offset=64)
+    w = torch.randint(-63, 64, (21, 70), dtype=torch.int8, generator=gen)
+    q = (x * (63.0 / amax)).round_()
+    return torch.equal(a, (q + 64).to(torch.int8)) and \
+        torch.equal(p.gemm(a, p.gemm_pack(w), 21), (q.int() @ w.int().t()))

@@ -125,9 +125,12 @@ def choose(shapes: dict[tuple[int, int], int], kernels: dict[str, type], env: st
         return KernelChoice(None, "env", cpu=info["summary"])
     if forced != "auto":
         if not kernels[forced].available():
-            raise LmClassifyError(f"${env}={forced}: torch {torch.__version__} cannot run that kernel here")
+            raise LmClassifyError(f"${env}={forced}: this machine cannot run that kernel here "
+                                  f"(torch {torch.__version__})")
         return KernelChoice(forced, "env", cpu=info["summary"])
-    key = f"{family}{info['summary']} | " + ",".join(f"{i}x{o}*{n}" for (i, o), n in sorted(shapes.items()))
+    # the candidates are part of the key: a kernel added since the last timing gets its turn
+    key = f"{family}{info['summary']} | {'/'.join(kernels)} | " + \
+        ",".join(f"{i}x{o}*{n}" for (i, o), n in sorted(shapes.items()))
     cache = _read_cache()
     if key in cache:
         c = cache[key]

@@ -66,7 +66,7 @@ class ModelInfo(BaseModel):
                                         "of it (the model's --long-text)")
     quantize: Optional[str] = Field(description="int8 or bf16 when the model runs in it; null in fp32 (also when "
                                                 "--quantize found nothing faster than fp32 here)")
-    int8_kernel: Optional[str] = Field(description="the integer matmul int8 runs on this CPU (int_mm, fbgemm)")
+    int8_kernel: Optional[str] = Field(description="the integer matmul int8 runs on this CPU (int_mm, fbgemm, avx2)")
 
 
 def describe(name: str, est) -> dict:
