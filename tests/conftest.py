@@ -54,6 +54,16 @@ def c_passes(monkeypatch):
         pytest.skip(str(e))
 
 
+@pytest.fixture
+def fresh_build():
+    """Forget this process's build of int8's C library, before and after: the test decides how it goes."""
+    from lmclassify.models import int8_passes
+
+    int8_passes._build.cache_clear()
+    yield
+    int8_passes._build.cache_clear()
+
+
 def _package_file(dist: str, suffix: str) -> Path:
     for f in importlib.metadata.files(dist) or []:
         if str(f).endswith(suffix):

@@ -18,14 +18,6 @@ from lmclassify.models.int8_kernels import BY_NAME
 KERNELS = [k for k, cls in BY_NAME.items() if cls.available() and hasattr(cls, "prepare")]
 
 
-@pytest.fixture
-def fresh_build():
-    """Forget this process's build, before and after: the test decides how it goes."""
-    int8_passes._build.cache_clear()
-    yield
-    int8_passes._build.cache_clear()
-
-
 def _input(n: int = 50, k: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     x = torch.randn(n, k) * 2

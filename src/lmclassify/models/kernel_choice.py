@@ -125,7 +125,7 @@ def choose(shapes: dict[tuple[int, int], int], kernels: dict[str, type], env: st
         return KernelChoice(None, "env", cpu=info["summary"])
     if forced != "auto":
         if not kernels[forced].available():
-            raise LmClassifyError(f"${env}={forced}: this machine cannot run that kernel here "
+            raise LmClassifyError(f"${env}={forced}: this machine cannot run that kernel "
                                   f"(torch {torch.__version__})")
         return KernelChoice(forced, "env", cpu=info["summary"])
     # the candidates are part of the key: a kernel added since the last timing gets its turn
