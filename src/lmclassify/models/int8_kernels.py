@@ -78,6 +78,10 @@ class _IntKernel:
             out.addmm_(exact, weight_columns)
         return finish(self, out, bias)
 
+    def _prepared(self, rows: torch.Tensor, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What ``matmul`` takes: the int8 rows and their scales (abs-max / ``levels``)."""
+        return rows, amax / self.levels
+
     def layer(self, x: torch.Tensor) -> torch.Tensor:
         """One layer's work, as ``Int8Linear`` does it (exact columns aside): what the timing check runs."""
         return self.run(self.quantize(x)[1])
@@ -95,9 +99,8 @@ class IntMM(_IntKernel):
 
     def __init__(self, w: torch.Tensor):
         super().__init__()
-        scale = weight_scales(w)
-        self.qweight = torch.round(w / scale[:, None]).to(torch.int8).t()  # (in, out): a view, no copy
-        self.out_scale = scale
+        q, self.out_scale = int8_weights(w)
+        self.qweight = q.t()  # (in, out): a view, no copy
 
     @staticmethod
     def prepare(x2: torch.Tensor, amax: torch.Tensor, scratch: torch.Tensor,
@@ -107,11 +110,6 @@ class IntMM(_IntKernel):
         int8 and cast to arbitrary values, but the layer's int8 weights there are zero."""
         q = torch.mul(x2, 127.0 / amax, out=scratch)  # a multiply, not a divide: ~1.7x faster here
         return q.round_().to(torch.int8)
-
-    @staticmethod
-    def _prepared(q: torch.Tensor, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """What ``matmul`` takes: the int8 rows and their scales."""
-        return q, amax / 127
 
     def matmul(self, prepared: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(the int32 product, the row scales it awaits)."""
@@ -182,19 +180,14 @@ class Avx2Gemm(_IntKernel):
     Exists where the C passes were built for a CPU with AVX2."""
 
     name = "avx2"
-    levels, offset = 63, 64  # activations q + 64 in [1, 127]: unsigned bytes
+    levels, offset = int8_passes.GEMM_LEVELS, int8_passes.GEMM_OFFSET  # activations q + 64: unsigned bytes
 
     def __init__(self, w: torch.Tensor):
         super().__init__()
         if self.fused is None or not self.fused.has_gemm:
             raise RuntimeError("the avx2 int8 kernel needs the C passes built for an AVX2 CPU")
-        scale = weight_scales(w, levels=63)
-        self.packed = self.fused.gemm_pack(torch.round(w / scale[:, None]).to(torch.int8))
-        self.out_scale, self.n_out = scale, w.shape[0]
-
-    @staticmethod
-    def _prepared(q: torch.Tensor, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return q, amax / 63
+        q, self.out_scale = int8_weights(w, levels=self.levels)
+        self.packed, self.n_out = self.fused.gemm_pack(q), w.shape[0]
 
     def run(self, prepared: tuple[torch.Tensor, torch.Tensor], exact: Optional[torch.Tensor] = None,
             weight_columns: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -209,6 +202,12 @@ class Avx2Gemm(_IntKernel):
 
 
 BY_NAME: dict[str, type] = {k.name: k for k in (IntMM, Fbgemm, Avx2Gemm)}
+
+
+def int8_weights(w: torch.Tensor, levels: int = 127) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w (out, in) as integers in [-levels, levels], int8; its per-row scales)."""
+    scale = weight_scales(w, levels)
+    return torch.round(w / scale[:, None]).to(torch.int8), scale
 
 
 def row_scales(x2: torch.Tensor, columns: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -51,6 +51,8 @@ from ..paths import cache_root
 ENV = "LMCLASSIFY_INT8_PASSES"
 SOURCE = Path(__file__).with_name("int8_passes.c")
 GEMM_SOURCE = Path(__file__).with_name("int8_gemm.c")  # the AVX2 matmul (int8_kernels.Avx2Gemm), same library
+# int8_gemm.c's operands: integers in [-63, 63], activations stored + 64; outputs in panels of 16
+GEMM_LEVELS, GEMM_OFFSET, GEMM_PANEL = 63, 64, 16
 FLAGS = ("-O3", "-march=native", "-fPIC", "-fopenmp", "-std=gnu11")
 BUILD_TIMEOUT_S = 120
 
@@ -121,12 +123,13 @@ class Passes:
         activations' offset adds to each output, to take off)."""
         if not self.has_gemm:
             raise RuntimeError("this library was built without AVX2: no int8 gemm")
-        if w.dtype != torch.int8 or w.dim() != 2 or (w.numel() and not -63 <= int(w.min()) <= int(w.max()) <= 63):
-            raise ValueError("gemm_pack takes an (out, in) int8 matrix with entries in [-63, 63]")
+        top = GEMM_LEVELS
+        if w.dtype != torch.int8 or w.dim() != 2 or (w.numel() and not -top <= int(w.min()) <= int(w.max()) <= top):
+            raise ValueError(f"gemm_pack takes an (out, in) int8 matrix with entries in [-{top}, {top}]")
         w = w.contiguous()
         n, k = w.shape
         packed = torch.empty(self._lib.lmc_gemm_packed_size(n, k), dtype=torch.int8)
-        comp = torch.empty(-(-n // 16) * 16, dtype=torch.int32)
+        comp = torch.empty(_whole_panels(n), dtype=torch.int32)
         self._lib.lmc_gemm_pack(w.data_ptr(), n, k, packed.data_ptr(), comp.data_ptr())
         return packed, comp
 
@@ -142,7 +145,7 @@ class Passes:
         if a.dtype != torch.int8 or a.dim() != 2 or not a.is_contiguous():
             raise ValueError("gemm takes contiguous (N, in) int8 rows")
         m, k = a.shape
-        if weights.numel() != self._lib.lmc_gemm_packed_size(n, k) or comp.numel() != -(-n // 16) * 16:
+        if weights.numel() != self._lib.lmc_gemm_packed_size(n, k) or comp.numel() != _whole_panels(n):
             raise ValueError(f"gemm: packed weights are not for {n} outputs of {k} inputs")
         finished = row_scale is not None
         _held, args = _finish_args(m, n, row_scale, out_scale, bias, exact, weight_columns) if finished else \
@@ -186,6 +189,11 @@ def _finish_args(n: int, m: int, row_scale: torch.Tensor, out_scale: Optional[to
         raise ValueError("int8 passes: scales, bias or exact columns do not match the output")
     held = (row_scale, out_scale, bias, exact, weight_columns)
     return held, (row_scale.data_ptr(), _ptr(out_scale), _ptr(bias), _ptr(exact), ncol, _ptr(weight_columns))
+
+
+def _whole_panels(n: int) -> int:
+    """n outputs rounded up to whole panels: the length of the gemm's column sums."""
+    return -(-n // GEMM_PANEL) * GEMM_PANEL
 
 
 def _f32(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -311,8 +319,8 @@ def _gemm_is_exact(p: Passes) -> bool:
     from rows quantized as it expects them; else it is not offered."""
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(7, 70, generator=gen)
-    a, amax, _ = p.quantize(x, None, int8=True, levels=63, offset=64)
-    w = torch.randint(-63, 64, (21, 70), dtype=torch.int8, generator=gen)
-    q = (x * (63.0 / amax)).round_()
-    return torch.equal(a, (q + 64).to(torch.int8)) and \
+    a, amax, _ = p.quantize(x, None, int8=True, levels=GEMM_LEVELS, offset=GEMM_OFFSET)
+    w = torch.randint(-GEMM_LEVELS, GEMM_LEVELS + 1, (21, 70), dtype=torch.int8, generator=gen)
+    q = (x * (GEMM_LEVELS / amax)).round_()
+    return torch.equal(a, (q + GEMM_OFFSET).to(torch.int8)) and \
         torch.equal(p.gemm(a, p.gemm_pack(w), 21), (q.int() @ w.int().t()))
