@@ -1,5 +1,6 @@
 """int8's passes in C: the same numbers as the torch passes, built once per machine, and a
 machine that cannot build them falls back to torch instead of failing."""
+import platform
 import re
 import shutil
 import stat
@@ -168,7 +169,8 @@ def _gcc() -> str:
     return cc if "Free Software Foundation" in version else ""
 
 
-@pytest.mark.skipif(not _gcc(), reason="needs GCC (its vectorizer report)")
+@pytest.mark.skipif(not _gcc() or platform.machine() not in ("x86_64", "AMD64"),
+                    reason="needs GCC (its vectorizer report) targeting x86-64")
 def test_the_elementwise_passes_are_vectorized_for_avx2(tmp_path):
     """Built for AVX2 without -fno-trapping-math, GCC left SiLU's loop scalar (its clamp and
     rounding may raise FP flags): the C pass ran 6.5x slower than with it, 3x slower than torch."""
